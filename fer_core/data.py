@@ -1,0 +1,461 @@
+"""FER2013 data in every form users have, decoded once into a uint8 cache.
+
+Sources, detected from the path:
+  * Kaggle CSVs: fer2013.csv (emotion,pixels,Usage; .gz too), icml_face_data.csv (" pixels"), train.csv
+    (emotion,pixels: all rows are the train split);
+  * an image folder <root>/<split>/<class>/*.jpg|png, or a .zip of it, read in place;
+  * this project's own .npz (keys <split>_x uint8 (N,48,48), <split>_y), e.g. the bundled sample.
+Splits are train / val / test = FER2013's Training / PublicTest / PrivateTest. A folder without a val/
+folder serves val from test/ (Kaggle's image-folder download holds PublicTest in test/).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SIZE = 48
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1
+# Decompression-bomb guard: a phone photo is ~12-50 Mpx; anything above this is refused, not decoded.
+MAX_PIXELS = 80_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_SYNONYMS = {
+    "angry": 0, "anger": 0, "mad": 0,
+    "disgust": 1, "disgusted": 1, "disgusting": 1,
+    "fear": 2, "fearful": 2, "scared": 2, "afraid": 2,
+    "happy": 3, "happiness": 3, "joy": 3,
+    "sad": 4, "sadness": 4,
+    "surprise": 5, "surprised": 5,
+    "neutral": 6, "calm": 6,
+}
+_SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation", "publictest"),
+    "test": ("test", "testing", "privatetest"),
+}
+_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+_IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and the problem."""
+
+
+@dataclass
+class FaceSet:
+    x: np.ndarray  # (N, 48, 48) uint8
+    y: np.ndarray  # (N,) int64 in FER2013 label order
+    ids: np.ndarray  # (N,) str: file name inside the source, or "line N" for CSVs
+    source: str
+    split: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.y, minlength=len(CLASSES))
+        return {c: int(n) for c, n in zip(CLASSES, counts)}
+
+    def subset(self, idx) -> "FaceSet":
+        return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split)
+
+
+# ----------------------------------------------------------------------------------------------
+# Image conversion shared by the data loaders and the webcam/upload path
+
+
+def open_image(src, name: str | None = None) -> Image.Image:
+    """Open a path, bytes or file object as a fully decoded PIL image, EXIF orientation applied.
+
+    Raises DataError with a one-line message for non-images, truncated files and decompression bombs.
+    """
+    label = name or (str(src) if isinstance(src, (str, Path)) else "image")
+    try:
+        if isinstance(src, (bytes, bytearray)):
+            src = io.BytesIO(src)
+        img = Image.open(src)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise DataError(f"{label}: image is {w}x{h} pixels, above the {MAX_PIXELS:,} pixel limit")
+        img.load()  # decode now so truncation errors surface here
+        img = ImageOps.exif_transpose(img)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{label}: file not found") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{label}: image is too large (decompression bomb guard)") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(f"{label}: not an image file (or an unsupported image format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{label}: corrupt or truncated image ({e})") from None
+    if img.width < 1 or img.height < 1:
+        raise DataError(f"{label}: empty image")
+    return img
+
+
+def to_gray(img) -> np.ndarray:
+    """Any PIL image or array (gray, RGB, RGBA, CMYK, palette, 16-bit) -> (H, W) uint8 grayscale."""
+    if isinstance(img, np.ndarray):
+        a = img
+        if a.ndim == 3 and a.shape[2] == 4:
+            a = a[..., :3]
+        if a.dtype != np.uint8:
+            a = a.astype(np.float64)
+            hi = 65535.0 if a.max() > 255 else (1.0 if a.max() <= 1.0 else 255.0)
+            a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if a.ndim == 3:
+            # ITU-R 601-2 luma, the same weights PIL uses for "L"
+            a = (a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114 + 0.5).astype(np.uint8)
+        return np.ascontiguousarray(a)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        hi = 65535.0 if hi > 255 else 255.0
+        return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA"):
+        # transparent pixels become white, like an image viewer shows them
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, img.convert("RGBA"))
+    if img.mode != "L":
+        img = img.convert("RGB").convert("L")
+    return np.asarray(img, dtype=np.uint8)
+
+
+def to_face48(img) -> np.ndarray:
+    """A face image (PIL or array, any mode/size) -> (48, 48) uint8, the model's input.
+
+    Non-square input is center-cropped to a square first so faces keep their proportions.
+    """
+    g = to_gray(img)
+    if g.shape == (SIZE, SIZE):
+        return g
+    h, w = g.shape
+    if h != w:
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        g = g[top : top + s, left : left + s]
+    # LANCZOS with reducing_gap: antialiased downscaling, fast for big crops
+    return np.asarray(
+        Image.fromarray(g).resize((SIZE, SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Source detection
+
+
+def class_index(name: str) -> int | None:
+    return _SYNONYMS.get(name.strip().lower())
+
+
+def split_of_dir(name: str) -> str | None:
+    n = name.strip().lower()
+    for split, aliases in _SPLIT_ALIASES.items():
+        if n in aliases:
+            return split
+    return None
+
+
+def source_kind(path) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if p.is_dir():
+        return "folder"
+    name = p.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        return "csv"
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK":
+        return "zip"
+    if head[:2] == b"\x1f\x8b":
+        return "csv"
+    raise DataError(f"{path}: unsupported data format (expected a FER2013 .csv/.csv.gz, an image folder, a .zip or a .npz)")
+
+
+def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
+    """(split_dir_name, class_dir_name, file) for every image under <split>/<class>/ in a folder."""
+    out = []
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            if f.lower().endswith(_IMG_EXT):
+                rel = os.path.relpath(os.path.join(root, f), path)
+                parts = Path(rel).parts
+                if len(parts) >= 3:
+                    out.append((parts[-3], parts[-2], rel))
+    return out
+
+
+def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
+    out = []
+    for info in zf.infolist():
+        if info.is_dir() or not info.filename.lower().endswith(_IMG_EXT):
+            continue
+        parts = info.filename.split("/")
+        if any(p.startswith("__MACOSX") or p.startswith(".") for p in parts):
+            continue
+        if len(parts) >= 3:
+            out.append((parts[-3], parts[-2], info.filename))
+    return out
+
+
+def _select_split(entries, split: str, source: str):
+    """Keep entries of a split; val falls back to test/ when the folder has no val/ split."""
+    present = {split_of_dir(s) for s, _, _ in entries} - {None}
+    want = split
+    if split == "val" and "val" not in present and "test" in present:
+        want = "test"
+    chosen = []
+    for s, c, f in entries:
+        if split_of_dir(s) != want:
+            continue
+        k = class_index(c)
+        if k is not None:
+            chosen.append((k, f))
+    if not chosen:
+        have = ", ".join(sorted(present)) or "none"
+        raise DataError(f"{source}: split '{split}' is empty or missing (splits found: {have})")
+    chosen.sort(key=lambda kf: kf[1])
+    return chosen
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
+    except Exception as e:  # pandas raises many types for garbage input
+        raise DataError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
+    df.columns = [c.strip().lower() for c in df.columns]
+    if "pixels" not in df.columns or "emotion" not in df.columns:
+        raise DataError(f"{path}: CSV needs 'emotion' and 'pixels' columns, found {list(df.columns)}")
+    return df
+
+
+def _csv_split(df, split: str, path: Path):
+    if "usage" in df.columns:
+        mask = df["usage"].str.strip() == _USAGE[split]
+        rows = np.flatnonzero(mask.to_numpy())
+    elif split == "train":
+        rows = np.arange(len(df))
+    else:
+        rows = np.array([], dtype=np.int64)
+    if len(rows) == 0:
+        raise DataError(f"{path}: split '{split}' ({_USAGE[split]}) has no rows")
+    return rows
+
+
+def _parse_labels(df, rows, path):
+    col = df["emotion"].to_numpy()[rows]
+    y = np.empty(len(rows), dtype=np.int64)
+    for i, (r, v) in enumerate(zip(rows, col)):
+        try:
+            k = int(str(v).strip())
+        except ValueError:
+            k = -1
+        if not 0 <= k < len(CLASSES):
+            raise DataError(f"{path}: line {r + 2}: label {v!r} is not an integer in 0..{len(CLASSES) - 1}")
+        y[i] = k
+    return y
+
+
+def _decode_csv(path: Path, split: str):
+    df = _read_csv(path)
+    rows = _csv_split(df, split, path)
+    y = _parse_labels(df, rows, path)
+    pix = df["pixels"].to_numpy()[rows]
+    x = np.empty((len(rows), SIZE, SIZE), dtype=np.uint8)
+    for i, (r, s) in enumerate(zip(rows, pix)):
+        try:
+            v = np.array(s.split(), dtype=np.int64)
+        except ValueError:
+            raise DataError(f"{path}: line {r + 2}: pixels are not integers") from None
+        if v.size != SIZE * SIZE:
+            raise DataError(f"{path}: line {r + 2}: {v.size} pixel values, expected {SIZE * SIZE}")
+        if v.min() < 0 or v.max() > 255:
+            raise DataError(f"{path}: line {r + 2}: pixel values outside 0..255")
+        x[i] = v.reshape(SIZE, SIZE)
+    ids = np.array([f"line {r + 2}" for r in rows])
+    return x, y, ids
+
+
+def _decode_images(items, read, source):
+    x = np.empty((len(items), SIZE, SIZE), dtype=np.uint8)
+    for i, (_, name) in enumerate(items):
+        try:
+            x[i] = to_face48(open_image(read(name), name=f"{source}:{name}"))
+        except DataError:
+            raise
+    y = np.array([k for k, _ in items], dtype=np.int64)
+    ids = np.array([n for _, n in items])
+    return x, y, ids
+
+
+def _decode_npz(path: Path, split: str):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            want = split
+            if split == "val" and "val_x" not in keys and "test_x" in keys:
+                want = "test"
+            if f"{want}_x" not in keys:
+                have = sorted({k.rsplit("_", 1)[0] for k in keys if k.endswith("_x")})
+                raise DataError(f"{path}: split '{split}' is missing (splits found: {', '.join(have) or 'none'})")
+            x, y = z[f"{want}_x"], z[f"{want}_y"].astype(np.int64)
+            ids = z[f"{want}_ids"] if f"{want}_ids" in keys else np.array([f"{want} {i}" for i in range(len(y))])
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz data file ({e})") from None
+    if x.ndim != 3 or x.shape[1:] != (SIZE, SIZE) or x.dtype != np.uint8 or len(x) != len(y):
+        raise DataError(f"{path}: split '{split}' must hold uint8 faces of shape (N, 48, 48) and N labels")
+    if len(y) == 0:
+        raise DataError(f"{path}: split '{split}' is empty")
+    if y.min() < 0 or y.max() >= len(CLASSES):
+        raise DataError(f"{path}: split '{split}' has labels outside 0..6")
+    return x, y, ids.astype(str)
+
+
+def _decode(path: Path, split: str):
+    kind = source_kind(path)
+    if kind == "csv":
+        return _decode_csv(path, split)
+    if kind == "npz":
+        return _decode_npz(path, split)
+    if kind == "folder":
+        items = _select_split(_folder_entries(path), split, str(path))
+        return _decode_images(items, lambda n: str(path / n), str(path))
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: corrupt zip file") from None
+    with zf:
+        items = _select_split(_zip_entries(zf), split, str(path))
+        try:
+            return _decode_images(items, zf.read, str(path))
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path}: corrupt zip member ({e})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("FER_CACHE_DIR")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fer-dashboard"
+
+
+def source_key(path) -> str:
+    """Identity of a data source: absolute path + size + mtime (of the newest file for a folder)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+    if p.is_dir():
+        newest, count = 0, 0
+        for root, dirs, files in os.walk(p):
+            newest = max(newest, os.stat(root).st_mtime_ns)
+            count += len(files)
+        ident += f"|{newest}|{count}"
+    return hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+def atomic_write_bytes(path, data: bytes, fsync: bool = True) -> None:
+    """Write via a temp file + rename, so a reader or a killed writer never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_split(path, split: str = "train", cache: bool = True) -> FaceSet:
+    """Load one split of a FER2013 source as uint8 faces; decoded once, then read from the cache."""
+    if split not in SPLITS:
+        raise DataError(f"{path}: unknown split '{split}' (use one of {', '.join(SPLITS)})")
+    p = Path(path)
+    source_kind(p)  # existence / format check with a clear message
+    cfile = cache_dir() / f"{p.name}-{source_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    if cache and cfile.exists():
+        try:
+            with np.load(cfile, allow_pickle=False) as z:
+                return FaceSet(z["x"], z["y"], z["ids"], str(path), split)
+        except Exception:
+            pass  # a damaged cache is rebuilt below
+    x, y, ids = _decode(p, split)
+    if cache:
+        buf = io.BytesIO()
+        np.savez(buf, x=x, y=y, ids=ids.astype(str))
+        try:
+            atomic_write_bytes(cfile, buf.getvalue())
+        except OSError:
+            pass  # read-only cache dir: still usable, just slower next time
+    return FaceSet(x, y, ids.astype(str), str(path), split)
+
+
+def class_counts(path, split: str = "train") -> dict[str, int]:
+    """Per-class face counts without decoding images (cache, file listing or the CSV label column)."""
+    p = Path(path)
+    kind = source_kind(p)
+    cfile = cache_dir() / f"{p.name}-{source_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    if cfile.exists():
+        try:
+            with np.load(cfile, allow_pickle=False) as z:
+                y = z["y"]
+            return {c: int(n) for c, n in zip(CLASSES, np.bincount(y, minlength=len(CLASSES)))}
+        except Exception:
+            pass
+    if kind == "csv":
+        df = _read_csv(p)
+        y = _parse_labels(df, _csv_split(df, split, p), p)
+    elif kind == "npz":
+        y = _decode_npz(p, split)[1]
+    elif kind == "folder":
+        y = np.array([k for k, _ in _select_split(_folder_entries(p), split, str(p))])
+    else:
+        try:
+            with zipfile.ZipFile(p) as zf:
+                y = np.array([k for k, _ in _select_split(_zip_entries(zf), split, str(p))])
+        except zipfile.BadZipFile:
+            raise DataError(f"{p}: corrupt zip file") from None
+    return {c: int(n) for c, n in zip(CLASSES, np.bincount(y, minlength=len(CLASSES)))}
+
+
+def available_splits(path) -> list[str]:
+    """Splits a source holds (cheap: listing or label column only)."""
+    out = []
+    for s in SPLITS:
+        try:
+            if sum(class_counts(path, s).values()) > 0:
+                out.append(s)
+        except DataError:
+            pass
+    return out

@@ -1,0 +1,109 @@
+"""Model registry. Every model is FERNet: `features` (conv trunk) + `head` (classifier), so saliency,
+Grad-CAM and filter views can reach the first conv (`first_conv`) and the last conv block (`cam_layer`)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+_REGISTRY: dict[str, Callable[..., "FERNet"]] = {}
+
+
+def register(fn):
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> "FERNet":
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r} (available: {', '.join(list_models())})")
+    model = _REGISTRY[name](**kwargs)
+    model.model_name, model.model_args = name, dict(kwargs)
+    return model
+
+
+class FERNet(nn.Module):
+    def __init__(self, features: nn.Sequential, head: nn.Sequential, cam_index: int):
+        super().__init__()
+        self.features = features  # (B, 1, 48, 48) -> (B, C, h, w)
+        self.head = head  # (B, C, h, w) -> (B, num_classes) logits
+        self.cam_index = cam_index  # index in `features` of the last conv block's activation
+        self.model_name, self.model_args = "", {}
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return next(m for m in self.features.modules() if isinstance(m, nn.Conv2d))
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Output of the last conv block, before its pooling: Grad-CAM's target."""
+        return self.features[self.cam_index]
+
+
+def _conv(cin, cout, pad, bn, act):
+    layers = [nn.Conv2d(cin, cout, 3, padding=pad, bias=not bn)]
+    if bn:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(act())
+    return layers
+
+
+@register
+def seed_vgg(num_classes: int = 7, dropout: float = 0.25, dense_dropout: float = 0.5, negative_slope: float = 0.3):
+    """The course report's network: 3x3 'valid' convs 64-64 / 128-128 / 256-256 with LeakyReLU (Keras'
+    default slope 0.3), 2x2 max-pool + dropout after each pair, dense 2048 + dropout, dense 7.
+    3,257,799 parameters: 48 -> 46 -> 44 -> 22 -> 20 -> 18 -> 9 -> 7 -> 5 -> 2, so the flatten is 256*2*2."""
+    act = lambda: nn.LeakyReLU(negative_slope)
+    layers, cin = [], 1
+    for w in (64, 128, 256):
+        layers += _conv(cin, w, 0, False, act) + _conv(w, w, 0, False, act)
+        layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+        cin = w
+    features = nn.Sequential(*layers)
+    cam_index = len(layers) - 3  # last LeakyReLU before the final pool
+    head = nn.Sequential(
+        nn.Flatten(), nn.Linear(256 * 2 * 2, 2048), act(), nn.Dropout(dense_dropout), nn.Linear(2048, num_classes)
+    )
+    return FERNet(features, head, cam_index)
+
+
+def _vgg_bn(widths, depth, num_classes, dropout, drop2d):
+    layers, cin = [], 1
+    for i, w in enumerate(widths):
+        for _ in range(depth):
+            # ReLU not inplace: Grad-CAM hooks need the activation intact
+            layers += _conv(cin, w, 1, True, nn.ReLU)
+            cin = w
+        if i < len(widths) - 1:
+            layers += [nn.MaxPool2d(2)]
+            if drop2d:
+                layers += [nn.Dropout2d(drop2d)]
+    features = nn.Sequential(*layers)
+    cam_index = len(layers) - 1
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
+    return FERNet(features, head, cam_index)
+
+
+@register
+def vgg_bn(num_classes: int = 7, dropout: float = 0.4, drop2d: float = 0.0, width: int = 64):
+    """Stronger modern design: same-padding 3x3 convs with batch norm, two per stage at 48, 24, 12, 6
+    pixels (widths 64-128-256-512), global average pooling, dropout, linear. 4.7M parameters."""
+    return _vgg_bn((width, width * 2, width * 4, width * 8), 2, num_classes, dropout, drop2d)
+
+
+@register
+def mini_cnn(num_classes: int = 7, dropout: float = 0.2, width: int = 16):
+    """A small, fast net for CPU quick checks and tests (~100k parameters at width 16)."""
+    return _vgg_bn((width, width * 2, width * 4), 2, num_classes, dropout, 0.0)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

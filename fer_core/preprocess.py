@@ -1,0 +1,109 @@
+"""Normalization (stored with every model) and batched augmentation that runs on CPU or GPU."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+NORM_MODES = ("pixel", "global", "none")
+
+
+def fit_normalization(x_uint8: np.ndarray, mode: str = "pixel") -> dict:
+    """Statistics of the training faces in [0, 1]: per pixel (the report's), one scalar, or none."""
+    if mode not in NORM_MODES:
+        raise ValueError(f"normalization must be one of {NORM_MODES}, not {mode!r}")
+    x = torch.from_numpy(np.asarray(x_uint8)).float().div_(255.0)  # (N, 48, 48)
+    if mode == "pixel":
+        mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True).clamp_min(1e-3)  # (1, 48, 48)
+    elif mode == "global":
+        mean, std = x.mean().reshape(1, 1, 1), x.std().clamp_min(1e-3).reshape(1, 1, 1)
+    else:
+        mean, std = torch.zeros(1, 1, 1), torch.ones(1, 1, 1)
+    return {"mode": mode, "mean": mean.contiguous(), "std": std.contiguous()}
+
+
+class Preprocess:
+    """uint8 faces (N, 48, 48) -> normalized float tensor (N, 1, 48, 48) for one model."""
+
+    def __init__(self, norm: dict):
+        self.mode = norm["mode"]
+        self.mean = norm["mean"].float().reshape(1, 1, *norm["mean"].shape[-2:])
+        self.std = norm["std"].float().reshape(1, 1, *norm["std"].shape[-2:])
+
+    def to(self, device) -> "Preprocess":
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        """x01: (N, 1, 48, 48) floats in [0, 1]."""
+        return (x01 - self.mean.to(x01.device)) / self.std.to(x01.device)
+
+    def __call__(self, faces) -> torch.Tensor:
+        if isinstance(faces, np.ndarray):
+            faces = torch.from_numpy(np.ascontiguousarray(faces))
+        if faces.dim() == 2:
+            faces = faces[None]
+        if faces.dim() == 3:
+            faces = faces[:, None]
+        return self.normalize(faces.float() / 255.0)
+
+    def state(self) -> dict:
+        return {"mode": self.mode, "mean": self.mean[0], "std": self.std[0]}
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = 30.0  # degrees, uniform in [-r, r]
+    zoom: float = 0.25  # scale uniform in [1 - z, 1 + z] (Keras zoom_range)
+    shift: float = 0.0  # fraction of the image, uniform in [-s, s]
+    flip: bool = True  # horizontal flip with p = 0.5
+    erase: float = 0.0  # probability of random erasing (applied after normalization)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Random affine (rotation, zoom, shift, flip) of a whole batch in one grid_sample call.
+
+    x: (B, C, H, W) float on any device; gen must live on the same device.
+    """
+    B, dev = x.shape[0], x.device
+    u = torch.rand(B, 5, device=dev, generator=gen)  # (B, 5) uniforms
+    ang = (u[:, 0] * 2 - 1) * math.radians(cfg.rotation)
+    scale = 1.0 + (u[:, 1] * 2 - 1) * cfg.zoom  # >1 zooms in
+    tx = (u[:, 2] * 2 - 1) * cfg.shift * 2  # normalized coords span 2
+    ty = (u[:, 3] * 2 - 1) * cfg.shift * 2
+    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(B, device=dev)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+    )  # (B, 2, 3): output -> input sampling grid
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    # "border" repeats edge pixels, like Keras' fill_mode="nearest"
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Zero one random rectangle (2-20% of the area, aspect 0.3-3.3) in a fraction p of the batch."""
+    if p <= 0:
+        return x
+    B, _, H, W = x.shape
+    dev = x.device
+    u = torch.rand(B, 5, device=dev, generator=gen)
+    area = (0.02 + u[:, 0] * 0.18) * H * W
+    aspect = torch.exp(math.log(0.3) + u[:, 1] * (math.log(3.3) - math.log(0.3)))
+    h = (area * aspect).sqrt().clamp(1, H)
+    w = (area / aspect).sqrt().clamp(1, W)
+    top = u[:, 2] * (H - h)
+    left = u[:, 3] * (W - w)
+    ys = torch.arange(H, device=dev).view(1, H, 1)
+    xs = torch.arange(W, device=dev).view(1, 1, W)
+    box = (ys >= top.view(B, 1, 1)) & (ys < (top + h).view(B, 1, 1)) & (xs >= left.view(B, 1, 1)) & (
+        xs < (left + w).view(B, 1, 1)
+    )  # (B, H, W)
+    box &= (u[:, 4] < p).view(B, 1, 1)
+    return x.masked_fill(box[:, None], 0.0)

@@ -1,0 +1,29 @@
+"""Named training recipes (CLI flags as a dict) shared by the dashboard presets, scripts and benchmarks."""
+from __future__ import annotations
+
+RECIPES = {
+    # The course report: Adam 1e-3, 200 epochs, per-pixel normalization, rotation 30, zoom 0.25, flip.
+    "report": dict(model="seed_vgg", epochs=200, batch_size=64, lr=1e-3, optimizer="adam", schedule="constant",
+                   augment=True, rotation=30.0, zoom=0.25, shift=0.0, flip=True, erase=0.0, normalize="pixel",
+                   label_smoothing=0.0),
+    # The shipped model: VGG with batch norm, SGD + Nesterov, one-cycle LR, label smoothing, random erasing.
+    "best": dict(model="vgg_bn", epochs=150, batch_size=256, lr=0.1, optimizer="sgd", schedule="onecycle",
+                 weight_decay=5e-4, augment=True, rotation=15.0, zoom=0.15, shift=0.1, flip=True, erase=0.5,
+                 normalize="global", label_smoothing=0.1),
+    # A 1-2 minute sanity run on a CPU.
+    "quick": dict(model="mini_cnn", epochs=3, batch_size=128, lr=0.05, optimizer="sgd", schedule="onecycle",
+                  augment=True, rotation=15.0, zoom=0.15, shift=0.1, flip=True, erase=0.0, normalize="global",
+                  label_smoothing=0.0, max_train_samples=4000),
+}
+
+
+def recipe_args(name: str, **override) -> list[str]:
+    """The recipe as `python -m fer_core.train` flags."""
+    out = []
+    for k, v in {**RECIPES[name], **override}.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + k.replace("_", "-"))
+        elif v is not None:
+            out += [flag, str(v)]
+    return out

@@ -1,0 +1,542 @@
+"""Training runs: `python -m fer_core.train --data PATH --model NAME ... --out RUNS_DIR`.
+
+A run is a directory: config.json, metrics.jsonl, status.json, last.pt, best.pt, train.log. The data set
+lives on the training device as uint8; augmentation is one batched op per step on that device, so no
+per-image Python work happens in the loop. Under torchrun it trains with DistributedDataParallel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .checkpoint import FORMAT_VERSION, CheckpointError, read_checkpoint, save_checkpoint
+from .data import CLASSES, DataError, atomic_write_bytes, load_split
+from .models import count_parameters, create_model, list_models
+from .preprocess import NORM_MODES, AugmentConfig, Preprocess, augment_batch, fit_normalization, random_erase
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle", "step")
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    model: str = "seed_vgg"
+    model_args: dict = field(default_factory=dict)
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float | None = None  # None: 0 for adam, 0.05 for adamw, 5e-4 for sgd
+    momentum: float = 0.9
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    augment: bool = True
+    rotation: float = 30.0
+    zoom: float = 0.25
+    shift: float = 0.0
+    flip: bool = True
+    erase: float = 0.0
+    normalize: str = "pixel"
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    max_train_samples: int | None = None
+    val_split: str = "val"
+    eval_batch_size: int = 1024
+    channels_last: bool = True
+    amp: bool = True  # bf16 autocast on CUDA
+    checkpoint_every: int = 1  # epochs between last.pt saves (a long GPU run saves less often)
+
+    def validate(self) -> None:
+        def bad(msg):
+            raise ValueError(msg)
+
+        if not self.data:
+            bad("--data is required")
+        if self.model not in list_models():
+            bad(f"unknown model {self.model!r} (available: {', '.join(list_models())})")
+        for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every"):
+            if int(getattr(self, name)) <= 0:
+                bad(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            bad(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.max_train_samples is not None and self.max_train_samples <= 0:
+            bad(f"--max-train-samples must be a positive integer, got {self.max_train_samples}")
+        if not 0 <= self.label_smoothing < 1:
+            bad(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"--optimizer must be one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            bad(f"--schedule must be one of {SCHEDULES}")
+        if self.normalize not in NORM_MODES:
+            bad(f"--normalize must be one of {NORM_MODES}")
+        if self.rotation < 0 or not 0 <= self.zoom < 1 or not 0 <= self.shift < 1 or not 0 <= self.erase <= 1:
+            bad("augmentation ranges must be non-negative (zoom and shift below 1, erase at most 1)")
+        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
+            bad("--warmup-epochs must be between 0 and --epochs")
+        if self.device not in ("auto", "cuda", "mps", "cpu") and not self.device.startswith("cuda:"):
+            bad(f"--device must be auto, cuda, mps or cpu, got {self.device!r}")
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
+
+
+# ----------------------------------------------------------------------------------------------
+# run directory helpers (the dashboard reads these files; every write is atomic)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def append_jsonl(path, obj) -> None:
+    """metrics.jsonl is rewritten whole through a temp file so a reader never sees half a line."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    atomic_write_bytes(path, old + (json.dumps(obj) + "\n").encode())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but no CUDA GPU is available (use --device auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was requested but MPS is not available (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at optimizer step `step` of `total` (computed, so resuming needs no scheduler state)."""
+    t = step / max(1, total)
+    warm = cfg.warmup_epochs / cfg.epochs
+    if cfg.schedule == "onecycle":
+        warm = warm or 0.15
+        if t < warm:
+            return cfg.lr * (0.04 + 0.96 * t / warm)
+        return cfg.lr * (0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))) + 1e-6
+    if warm and t < warm:
+        return cfg.lr * (t / warm)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - warm) / max(1e-9, 1 - warm)))
+    if cfg.schedule == "step":  # /10 at 50% and 75%
+        return cfg.lr * (0.1 ** ((t >= 0.5) + (t >= 0.75)))
+    return cfg.lr
+
+
+def make_optimizer(cfg: TrainConfig, model):
+    wd = cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        wd = 5e-4 if wd is None else wd
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        wd = 0.05 if wd is None else wd
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=wd)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=wd or 0.0)
+
+
+class Log:
+    def __init__(self, path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        line = f"[{datetime.now().strftime('%H:%M:%S')}] {msg}"
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        print(line, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _progress(total, desc, enabled):
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen):
+    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch."""
+    xb = x_u8[idx].float() / 255.0  # (B, 1, 48, 48)
+    if cfg.augment:
+        xb = augment_batch(xb, aug_cfg, gen)
+    xb = prep.normalize(xb)
+    if cfg.augment and cfg.erase:
+        xb = random_erase(xb, cfg.erase, gen)  # after normalization, so erased = mean
+    if xb.device.type == "cuda" and cfg.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, y[idx]
+
+
+def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool):
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = net(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, logits
+
+
+@torch.no_grad()
+def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp):
+    """Loss and accuracy over uint8 faces (N, 1, 48, 48) already on `device`."""
+    model.eval()
+    loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+    for i in range(0, len(y), batch_size):
+        xb = prep.normalize(x_u8[i : i + batch_size].float() / 255.0)
+        if device.type == "cuda":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
+    n = max(1, len(y))
+    return loss_sum.item() / n, correct.item() / n
+
+
+def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = None, resume: bool = False,
+          max_epochs_this_call: int | None = None, callback=None) -> Path:
+    """Train (or resume) one run; returns its directory.
+
+    callback(metrics) runs after every epoch on rank 0; returning True stops the run (benchmarks use it).
+    `max_epochs_this_call` ends the call early with state "stopped" (tests of resume use it)."""
+    world, rank, local_rank = _dist_info()
+    distributed = world > 1
+    main = rank == 0
+    device = resolve_device(cfg.device)
+    if distributed:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    amp = cfg.amp and device.type == "cuda"
+
+    # ---- run directory
+    if resume:
+        run = Path(run_dir)
+    else:
+        name = run_dir or f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model}"
+        run = Path(out_dir or "runs") / name
+        if distributed:  # every rank must agree on the name chosen by rank 0
+            obj = [str(run)]
+            torch.distributed.broadcast_object_list(obj, src=0)
+            run = Path(obj[0])
+    log = Log(run / "train.log", main)
+    status_path = run / "status.json"
+    status = {"state": "running", "epoch": 0, "epochs": cfg.epochs, "pid": os.getpid(), "host": socket.gethostname(),
+              "started": now_iso(), "updated": now_iso(), "error": None, "best_val_acc": None, "world_size": world}
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        if resume:
+            old = json.loads(status_path.read_text()) if status_path.exists() else {}
+            status["started"] = old.get("started", status["started"])
+            status["resumed"] = now_iso()
+        write_json(status_path, status)
+
+    stop = {"flag": False}
+
+    def on_signal(signum, _frame):
+        stop["flag"] = True
+        log(f"received signal {signum}: stopping after the current step")
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    try:
+        torch.manual_seed(cfg.seed)
+        t_load = time.time()
+        train_set = load_split(cfg.data, "train")
+        val_set = load_split(cfg.data, cfg.val_split)
+        if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
+            pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
+            train_set = train_set.subset(np.sort(pick))
+        norm = fit_normalization(train_set.x, cfg.normalize)
+        prep = Preprocess(norm).to(device)
+        model = create_model(cfg.model, **cfg.model_args).to(device)
+        if device.type == "cuda" and cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        n_params = count_parameters(model)
+
+        if main and not resume:
+            write_json(run / "config.json", {
+                "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
+                "n_params": n_params, "data": {"source": str(Path(cfg.data).resolve()), "train_size": len(train_set),
+                "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts()},
+                "seed": cfg.seed, "device": str(device), "world_size": world,
+                "versions": {"fer_core": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                             "numpy": np.__version__},
+                "host": socket.gethostname(), "created": now_iso()})
+        log(f"data {cfg.data}: train {len(train_set)}, {cfg.val_split} {len(val_set)} faces "
+            f"(loaded in {time.time() - t_load:.1f}s); model {cfg.model} ({n_params:,} params) on {device}"
+            + (f", {world} processes" if distributed else ""))
+
+        # data resident on the device as uint8: (N, 1, 48, 48)
+        x_tr = torch.from_numpy(train_set.x).to(device)[:, None]
+        y_tr = torch.from_numpy(train_set.y).to(device)
+        x_va = torch.from_numpy(val_set.x).to(device)[:, None]
+        y_va = torch.from_numpy(val_set.y).to(device)
+
+        opt = make_optimizer(cfg, model)
+        start_epoch, best_acc, elapsed = 0, -1.0, 0.0
+        gen = torch.Generator(device=device)  # augmentation randomness, reseeded every epoch (exact resume)
+        if resume:
+            ck = read_checkpoint(run / "last.pt", map_location=device)
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            start_epoch, best_acc, elapsed = ck["epoch"], ck.get("best_val_acc", -1.0), ck.get("elapsed", 0.0)
+            status.update(epoch=start_epoch, best_val_acc=best_acc)
+            log(f"resumed from epoch {start_epoch} (best val acc {best_acc:.4f})")
+        net = model
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+        per_rank = len(y_tr) // world  # equal shards so every rank takes the same number of steps
+        steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+        total_steps = steps_per_epoch * cfg.epochs
+        aug_cfg = cfg.augment_config()
+        meta = {"format_version": FORMAT_VERSION, "model_name": cfg.model, "model_args": cfg.model_args,
+                "normalization": prep.state(), "classes": list(CLASSES), "train_config": asdict(cfg)}
+
+        def checkpoint(epoch, metrics, full):
+            ck = dict(meta, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                      epoch=epoch, metrics=metrics, best_val_acc=best_acc, elapsed=elapsed)
+            if full:
+                ck["optimizer"] = opt.state_dict()
+            return ck
+
+        if main and not resume:
+            save_checkpoint(checkpoint(0, {}, True), run / "last.pt")
+
+        saved_epoch = start_epoch  # epoch held by last.pt
+        end_epoch = cfg.epochs if max_epochs_this_call is None else min(cfg.epochs, start_epoch + max_epochs_this_call)
+        epoch = start_epoch
+        for epoch in range(start_epoch, end_epoch):
+            t0 = time.time()
+            net.train()
+            gen.manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)
+            g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # same order on every rank
+            perm = torch.randperm(len(y_tr), generator=g)[: per_rank * world].to(device)
+            perm = perm[rank::world]  # (per_rank,) this rank's shard
+            loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", main)
+            for s in range(steps_per_epoch):
+                idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+                xb, yb = make_batch(x_tr, y_tr, idx, cfg, aug_cfg, prep, gen)
+                lr = lr_at(cfg, epoch * steps_per_epoch + s, total_steps)
+                loss, logits = train_step(net, opt, xb, yb, lr, cfg.label_smoothing, amp)
+                loss_sum += loss.detach() * len(yb)
+                correct += (logits.detach().argmax(1) == yb).sum()
+                seen += len(yb)
+                if bar is not None:
+                    bar.update(1)
+                stop_now = stop["flag"]
+                if distributed:  # all ranks must leave the loop at the same step
+                    t = torch.tensor([float(stop_now)], device=device)
+                    torch.distributed.all_reduce(t)
+                    stop_now = t.item() > 0
+                if stop_now:
+                    break
+            if bar is not None:
+                bar.close()
+            if stop_now:
+                break
+            if distributed:
+                t = torch.stack([loss_sum, correct, torch.tensor(float(seen), device=device)])
+                torch.distributed.all_reduce(t)
+                loss_sum, correct, seen = t[0], t[1], t[2].item()
+            train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+            val_loss, val_acc = evaluate_tensors(model, x_va, y_va, prep, cfg.eval_batch_size, device, amp)
+            secs = time.time() - t0
+            elapsed += secs
+            m = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
+                 "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 5), "lr": lr, "seconds": round(secs, 3),
+                 "elapsed": round(elapsed, 3), "time": now_iso()}
+            if main:
+                append_jsonl(run / "metrics.jsonl", m)
+                if val_acc > best_acc:
+                    best_acc = val_acc
+                    save_checkpoint(checkpoint(epoch + 1, m, False), run / "best.pt")
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == end_epoch:
+                    save_checkpoint(checkpoint(epoch + 1, m, True), run / "last.pt")
+                    saved_epoch = epoch + 1
+                status.update(epoch=epoch + 1, updated=now_iso(), best_val_acc=best_acc, last=m)
+                write_json(status_path, status)
+                log(f"epoch {epoch + 1}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                    f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | {secs:.1f}s")
+                if callback is not None and callback(m):
+                    stop["flag"] = True
+            else:
+                best_acc = max(best_acc, val_acc)
+            if distributed:  # a signal seen by any rank stops all of them after this epoch
+                t = torch.tensor([float(stop["flag"])], device=device)
+                torch.distributed.all_reduce(t)
+                stop["flag"] = t.item() > 0
+            if stop["flag"]:
+                if main and saved_epoch != epoch + 1:
+                    save_checkpoint(checkpoint(epoch + 1, m, True), run / "last.pt")
+                    saved_epoch = epoch + 1
+                break
+        if main:
+            if stop["flag"] or (epoch + 1 < cfg.epochs and max_epochs_this_call is None):
+                status.update(state="stopped", updated=now_iso(), epoch=saved_epoch)
+                log(f"stopped; last.pt holds epoch {saved_epoch}. Resume with --resume {run}")
+            elif end_epoch < cfg.epochs:
+                status.update(state="stopped", updated=now_iso())
+            else:
+                status.update(state="completed", updated=now_iso(), finished=now_iso())
+                log(f"completed {cfg.epochs} epochs; best val acc {best_acc:.4f}; {elapsed:.1f}s training")
+            write_json(status_path, status)
+        return run
+    except BaseException as e:
+        if main and status_path.parent.exists():
+            status.update(state="failed", updated=now_iso(), error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+            write_json(status_path, status)
+            log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
+        raise
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="FER2013 source: .csv/.csv.gz, image folder, .zip or .npz")
+    p.add_argument("--model", default=d.model, choices=list_models())
+    p.add_argument("--model-args", default="{}", help="JSON dict of model keyword arguments")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (Nesterov)")
+    p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    p.add_argument("--rotation", type=float, default=d.rotation)
+    p.add_argument("--zoom", type=float, default=d.zoom)
+    p.add_argument("--shift", type=float, default=d.shift)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=d.flip)
+    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
+    p.add_argument("--normalize", default=d.normalize, choices=NORM_MODES)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cuda, mps or cpu")
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--val-split", default=d.val_split, choices=("val", "test"))
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between last.pt saves")
+    p.add_argument("--out", default="runs", help="directory that holds run directories")
+    p.add_argument("--name", default=None, help="run directory name (default: timestamp-model)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run with its own config")
+    return p
+
+
+def config_from_args(a) -> TrainConfig:
+    try:
+        margs = json.loads(a.model_args)
+        assert isinstance(margs, dict)
+    except (ValueError, AssertionError):
+        raise ValueError(f"--model-args must be a JSON object, got {a.model_args!r}") from None
+    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig)
+                         if f.name not in ("model_args", "eval_batch_size", "channels_last", "amp")},
+                      model_args=margs)
+    return cfg
+
+
+def config_of_run(run_dir) -> TrainConfig:
+    run = Path(run_dir)
+    cfile = run / "config.json"
+    if not run.is_dir() or not cfile.exists():
+        raise ValueError(f"{run_dir}: not a run directory (no config.json)")
+    try:
+        hp = json.loads(cfile.read_text())["hyperparameters"]
+        return TrainConfig(**hp)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{cfile}: unreadable run config ({e})") from None
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        if a.resume:
+            cfg = config_of_run(a.resume)
+            st = Path(a.resume) / "status.json"
+            if st.exists() and json.loads(st.read_text()).get("state") == "completed":
+                raise ValueError(f"{a.resume}: run already completed; nothing to resume")
+            if not (Path(a.resume) / "last.pt").exists():
+                raise ValueError(f"{a.resume}: no last.pt to resume from")
+            read_checkpoint(Path(a.resume) / "last.pt")
+            if a.device != "auto":
+                cfg.device = a.device
+        else:
+            cfg = config_from_args(a)
+        cfg.validate()
+        resolve_device(cfg.device)
+        run = train(cfg, out_dir=a.out, run_dir=a.resume or a.name, resume=bool(a.resume))
+    except (ValueError, DataError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    st = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+    print(f"run: {run} ({st.get('state')}, best val acc {st.get('best_val_acc')})")
+    return 0 if st.get("state") in ("completed", "stopped", None) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from fer_core.models import count_parameters, create_model, list_models
+
+
+def test_seed_vgg_has_the_reports_parameter_count():
+    assert count_parameters(create_model("seed_vgg")) == 3_257_799
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_runs_and_exposes_its_parts(name):
+    m = create_model(name).eval()
+    x = torch.randn(3, 1, 48, 48)  # (B, 1, 48, 48)
+    assert m(x).shape == (3, 7)
+    assert torch.allclose(m.head(m.features(x)), m(x))
+    assert isinstance(m.first_conv, torch.nn.Conv2d) and m.first_conv.in_channels == 1
+    feats = {}
+    h = m.cam_layer.register_forward_hook(lambda mod, i, o: feats.setdefault("a", o))
+    m(x)
+    h.remove()
+    assert feats["a"].dim() == 4 and feats["a"].shape[-1] >= 2  # a spatial map for Grad-CAM
+    assert m.model_name == name
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        create_model("nope")
