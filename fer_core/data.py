@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ _SPLIT_ALIASES = {
     "test": ("test", "testing", "privatetest"),
 }
 _USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
-_IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
+
 
 
 class DataError(ValueError):
@@ -84,7 +86,9 @@ def open_image(src, name: str | None = None) -> Image.Image:
     try:
         if isinstance(src, (bytes, bytearray)):
             src = io.BytesIO(src)
-        img = Image.open(src)
+        with warnings.catch_warnings():  # our own size check below gives the message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(src)
         w, h = img.size
         if w * h > MAX_PIXELS:
             raise DataError(f"{label}: image is {w}x{h} pixels, above the {MAX_PIXELS:,} pixel limit")
@@ -94,8 +98,10 @@ def open_image(src, name: str | None = None) -> Image.Image:
         raise
     except FileNotFoundError:
         raise DataError(f"{label}: file not found") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{label}: image is too large (decompression bomb guard)") from None
+    except Image.DecompressionBombError as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
+        raise DataError(f"{label}: image has {size}, above the {MAX_PIXELS:,} pixel limit (decompression bomb guard)") from None
     except Image.UnidentifiedImageError:
         raise DataError(f"{label}: not an image file (or an unsupported image format)") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -199,7 +205,7 @@ def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
     out = []
     for root, _dirs, files in os.walk(path):
         for f in files:
-            if f.lower().endswith(_IMG_EXT):
+            if f.lower().endswith(IMAGE_EXTENSIONS):
                 rel = os.path.relpath(os.path.join(root, f), path)
                 parts = Path(rel).parts
                 if len(parts) >= 3:
@@ -210,7 +216,7 @@ def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
 def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     out = []
     for info in zf.infolist():
-        if info.is_dir() or not info.filename.lower().endswith(_IMG_EXT):
+        if info.is_dir() or not info.filename.lower().endswith(IMAGE_EXTENSIONS):
             continue
         parts = info.filename.split("/")
         if any(p.startswith("__MACOSX") or p.startswith(".") for p in parts):

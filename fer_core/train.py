@@ -170,8 +170,11 @@ class Log:
         if not self.enabled:
             return
         line = f"[{datetime.now().strftime('%H:%M:%S')}] {msg}"
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        except OSError:  # e.g. a signal before the run directory exists
+            pass
         print(line, file=sys.stderr, flush=True)
 
 
@@ -273,14 +276,6 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
     status_path = run / "status.json"
     status = {"state": "running", "epoch": 0, "epochs": cfg.epochs, "pid": os.getpid(), "host": socket.gethostname(),
               "started": now_iso(), "updated": now_iso(), "error": None, "best_val_acc": None, "world_size": world}
-    if main:
-        run.mkdir(parents=True, exist_ok=True)
-        if resume:
-            old = json.loads(status_path.read_text()) if status_path.exists() else {}
-            status["started"] = old.get("started", status["started"])
-            status["resumed"] = now_iso()
-        write_json(status_path, status)
-
     stop = {"flag": False}
 
     def on_signal(signum, _frame):
@@ -288,6 +283,14 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         log(f"received signal {signum}: stopping after the current step")
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        if resume:
+            old = json.loads(status_path.read_text()) if status_path.exists() else {}
+            status["started"] = old.get("started", status["started"])
+            status.update(resumed=now_iso(), epoch=old.get("epoch", 0), best_val_acc=old.get("best_val_acc"))
+        write_json(status_path, status)
+
 
     try:
         torch.manual_seed(cfg.seed)
@@ -331,7 +334,14 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             start_epoch, best_acc, elapsed = ck["epoch"], ck.get("best_val_acc", -1.0), ck.get("elapsed", 0.0)
-            status.update(epoch=start_epoch, best_val_acc=best_acc)
+            status.update(epoch=start_epoch, best_val_acc=best_acc if best_acc >= 0 else None)
+            if main:
+                # epochs after last.pt's (a kill after their metrics were written) are trained again
+                mfile = run / "metrics.jsonl"
+                if mfile.exists():
+                    keep = [l for l in mfile.read_text().splitlines() if l.strip() and json.loads(l)["epoch"] <= start_epoch]
+                    atomic_write_bytes(mfile, "".join(l + "\n" for l in keep).encode())
+                write_json(status_path, status)
             log(f"resumed from epoch {start_epoch} (best val acc {best_acc:.4f})")
         net = model
         if distributed:

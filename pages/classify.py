@@ -1,0 +1,226 @@
+"""Classify: every face in uploaded photos and webcam pictures, plus an optional live webcam stream."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_common import get_model, sidebar
+from fer_core.data import CLASSES, DataError, open_image
+from fer_core.faces import draw_faces, find_faces, overlay_heatmap
+from fer_core.predict import LiveClassifier, classify_faces, face_saliency, one_line, rows_to_csv
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
+MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts
+
+
+def _mtime(path) -> float:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def analyze(data: bytes, name: str, checkpoint: str, mtime: float, tta: bool, saliency: bool) -> dict:
+    """Decode, find faces and classify one uploaded file -> {name, image, faces: [...]} or {name, error}.
+
+    Cached on the file's bytes and the checkpoint, so widget clicks do not re-run the model."""
+    try:
+        img = open_image(data, name=name)
+        faces = find_faces(img, name=name)
+        model, prep = get_model(checkpoint)
+        results = classify_faces(model, prep, faces, file=name, tta=tta)
+    except DataError as e:
+        return {"name": name, "error": one_line(e)}
+    except Exception as e:  # noqa: BLE001 - one odd file must not take the page down with a traceback
+        return {"name": name, "error": f"{name}: could not be processed ({type(e).__name__}: {one_line(e)})"}
+    maps, map_error = None, None
+    if saliency and results:
+        classes = list(getattr(model, "classes", CLASSES))
+        try:
+            maps = face_saliency(model, prep, np.stack([r.face48 for r in results]),
+                                 [classes.index(r.label) for r in results])
+        except Exception as e:  # noqa: BLE001 - the classification is still worth showing
+            map_error = f"Saliency unavailable: {one_line(e)}"
+    captions = [f"{r.label} {r.probabilities[r.label]:.0%}" for r in results]
+    shown = draw_faces(img, [r.box for r in results], captions)
+    shown.thumbnail((1280, 1280))  # what the browser gets; boxes are already drawn at full size
+    return {"name": name, "image": shown, "rows": [r.row() for r in results],
+            "faces48": [r.face48 for r in results], "maps": maps, "map_error": map_error}
+
+
+def prob_bars(probs: dict) -> go.Figure:
+    names = list(probs)
+    vals = [probs[c] for c in names]
+    top = int(np.argmax(vals))
+    fig = go.Figure(go.Bar(x=vals, y=names, orientation="h", text=[f"{v:.0%}" for v in vals], textposition="auto",
+                           marker_color=["#d62728" if i == top else "#8c9db5" for i in range(len(vals))]))
+    fig.update_layout(height=210, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(range=[0, 1], tickformat=".0%"),
+                      yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def show_result(res: dict, idx: int, saliency: bool) -> None:
+    st.subheader(res["name"])
+    if "error" in res:
+        st.warning(res["error"])
+        return
+    left, right = st.columns([3, 2])
+    left.image(res["image"], caption=f"{len(res['rows'])} face(s)", width="stretch")
+    if saliency and res.get("map_error"):
+        left.caption(res["map_error"])
+    with right:
+        for j, row in enumerate(res["rows"][:MAX_FACES_SHOWN]):
+            conf = row["probabilities"][row["label"]]
+            how = "detected" if row["source"] == "detected" else "whole image (no face detected; a tight crop)"
+            st.markdown(f"**Face {j + 1}: {row['label']}** ({conf:.0%}) - {how}")
+            c1, c2 = st.columns([1, 2])
+            face = res["faces48"][j]
+            c1.image(np.kron(face, np.ones((3, 3), np.uint8)), caption="what the model sees (48x48)")
+            if saliency and res["maps"] is not None:
+                c1.image(overlay_heatmap(face, res["maps"][j]), caption=f"saliency for '{row['label']}'")
+            c2.plotly_chart(prob_bars(row["probabilities"]), key=f"bars-{idx}-{j}")
+        if len(res["rows"]) > MAX_FACES_SHOWN:
+            st.caption(f"{len(res['rows']) - MAX_FACES_SHOWN} more face(s) in the table below.")
+
+
+def results_table(results: list[dict]) -> pd.DataFrame:
+    recs = []
+    for res in results:
+        if "error" in res:
+            recs.append({"file": res["name"], "error": res["error"]})
+            continue
+        for row in res["rows"]:
+            recs.append({"file": row["file"], "face": row["face"] + 1, "label": row["label"],
+                         "confidence": row["probabilities"][row["label"]], "source": row["source"],
+                         "box": str(row["box"]), **row["probabilities"]})
+    return pd.DataFrame(recs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Live webcam (streamlit-webrtc): frames are classified in the stream's own thread
+
+
+class LiveState:
+    """Shared between the video thread (writes) and the page (reads every second)."""
+
+    def __init__(self, model, prep, alpha, threshold):
+        self.lock = threading.Lock()
+        self.live = LiveClassifier(model, prep, alpha=alpha, threshold=threshold)
+        self.faces: list[dict] = []
+        self.frames = 0
+        self.ms = 0.0
+
+    def process(self, bgr: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        with self.lock:
+            out = self.live(bgr[..., ::-1])
+            self.faces, self.frames = out, self.frames + 1
+        ms = (time.perf_counter() - t) * 1000
+        self.ms = ms if self.frames == 1 else 0.9 * self.ms + 0.1 * ms  # running average for the readout
+        captions = [f"{o['label']} {o['confidence']:.0%}" for o in out]
+        drawn = draw_faces(bgr[..., ::-1], [o["box"] for o in out], captions)
+        return np.asarray(drawn)[..., ::-1].copy()
+
+
+def live_section(model, prep, checkpoint: str) -> None:
+    try:
+        import av
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+    except ImportError as e:
+        st.info(f"Live webcam needs streamlit-webrtc ({e}).")
+        return
+    c1, c2 = st.columns(2)
+    threshold = c1.slider("Uncertain below confidence", 0.0, 1.0, 0.5, 0.05,
+                          help="Faces whose smoothed top probability is lower are shown as 'uncertain'.")
+    alpha = c2.slider("Smoothing (weight of the newest frame)", 0.05, 1.0, 0.3, 0.05,
+                      help="1 = no smoothing; lower = steadier but slower to react.")
+    key = (checkpoint, _mtime(checkpoint))
+    state = st.session_state.get("classify_live")
+    if state is None or state[0] != key:
+        state = (key, LiveState(model, prep, alpha, threshold))
+        st.session_state["classify_live"] = state
+    live = state[1]
+    live.live.smoother.threshold, live.live.smoother.alpha = threshold, alpha
+
+    def callback(frame):
+        return av.VideoFrame.from_ndarray(live.process(frame.to_ndarray(format="bgr24")), format="bgr24")
+
+    # No STUN/TURN by default: works on this machine and the local network without reaching the internet.
+    # FER_ICE_SERVERS="stun:host:port,..." adds servers for remote use.
+    ice = [{"urls": u.strip()} for u in os.environ.get("FER_ICE_SERVERS", "").split(",") if u.strip()]
+    webrtc_streamer(key="classify-live", mode=WebRtcMode.SENDRECV, video_frame_callback=callback,
+                    rtc_configuration={"iceServers": ice}, media_stream_constraints={"video": True, "audio": False},
+                    async_processing=True)
+
+    @st.fragment(run_every=1.0)
+    def live_readout():
+        with live.lock:
+            faces, frames = list(live.faces), live.frames
+        if not frames:
+            st.caption("Press START and allow the camera; results appear here.")
+            return
+        st.caption(f"{frames} frames analysed, {live.ms:.0f} ms per frame, {len(faces)} face(s) in view")
+        for j, o in enumerate(faces[:4]):
+            st.markdown(f"**Face {j + 1}: {o['label']}** ({o['confidence']:.0%}, {o['frames']} frames)")
+            st.plotly_chart(prob_bars(dict(zip(live.live.smoother.classes, o["probabilities"]))),
+                            key=f"live-{j}")
+
+    live_readout()
+
+
+# ----------------------------------------------------------------------------------------------
+
+ctx = sidebar()
+st.title("Classify")
+st.caption("Every face in your photos: boxed, numbered and classified. Faces are found with OpenCV's Haar "
+           "cascade and given to the model as 48x48 grayscale crops, exactly like the training data.")
+
+try:
+    model, prep = get_model(ctx.checkpoint)
+except Exception as e:  # a broken checkpoint file: say so instead of a traceback
+    st.error(f"Cannot load the checkpoint: {one_line(e)}")
+    st.stop()
+
+o1, o2, o3 = st.columns(3)
+tta = o1.toggle("Test-time augmentation (mirror)", value=False)
+saliency = o2.toggle("Saliency overlay", value=False, help="Vanilla gradient of the predicted class per face")
+use_camera = o3.toggle("Take a webcam picture", value=False)
+
+uploads = st.file_uploader("Photos", type=IMAGE_TYPES, accept_multiple_files=True,
+                           help="Any size and format a phone or webcam makes; every face in each photo is classified.")
+inputs = [(f.name, f.getvalue()) for f in uploads or []]
+if use_camera:
+    shot = st.camera_input("Webcam picture")
+    if shot is not None:
+        inputs.append(("webcam picture", shot.getvalue()))
+
+results = []
+if inputs:
+    with st.spinner("Finding and classifying faces..."):
+        for name, data in inputs:
+            results.append(analyze(data, name, ctx.checkpoint, _mtime(ctx.checkpoint), tta, saliency))
+    for i, res in enumerate(results):
+        show_result(res, i, saliency)
+    st.subheader("Results")
+    table = results_table(results)
+    st.dataframe(table, hide_index=True, column_config={
+        c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
+        for c in ("confidence", *CLASSES) if c in table.columns})
+    rows = [r for res in results for r in (res.get("rows") or [{"file": res["name"], "error": res["error"]}])]
+    st.download_button("Download CSV", rows_to_csv(rows, tuple(model.classes)), file_name="fer_predictions.csv",
+                       mime="text/csv")
+    st.caption("Faces are numbered from 1 on the photos and in this table; the CSV has the columns of "
+               "`python -m fer_core.predict --format csv`, whose face index starts at 0.")
+else:
+    st.info("Upload photos (or take a webcam picture) to classify the faces in them.")
+
+st.divider()
+if st.toggle("Live webcam", value=False, help="Continuous classification, smoothed over frames"):
+    live_section(model, prep, ctx.checkpoint)

@@ -1,0 +1,337 @@
+"""Train: launch `python -m fer_core.train` runs, watch them live, stop/resume them, compare and manage runs.
+
+Everything shown comes from the run directories (fer_core.runs), so runs survive a refresh or a restart.
+"""
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app_common import get_splits, runs_dir, set_active_checkpoint, sidebar
+from fer_core import runs
+from fer_core.data import DataError, source_kind
+from fer_core.models import list_models
+from fer_core.preprocess import NORM_MODES
+from fer_core.recipes import RECIPES
+from fer_core.train import OPTIMIZERS, SCHEDULES, TrainConfig
+
+ctx = sidebar()
+ss = st.session_state
+RUNS = runs_dir()
+DEVICES = ["auto"] + runs.available_devices()
+GPU = any(d != "cpu" for d in DEVICES[1:])
+PRESETS = {"quick check (1-2 min on CPU)": "quick", "report recipe (seed_vgg)": "report", "best recipe": "best"}
+POLL_SECONDS = 2.0
+STATE_COLOR = {"queued": "gray", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red",
+               "stale": "violet"}
+
+st.title("Train")
+
+# ----------------------------------------------------------------------------------------------
+# the form: its widgets live in session_state under "tr_<option>"; presets fill them in
+
+
+def preset_values(recipe: str) -> dict:
+    """The form's values for a recipe: TrainConfig defaults, overridden by the recipe."""
+    cfg = asdict(TrainConfig())
+    cfg.update(RECIPES[recipe])
+    return cfg
+
+
+FORM_KEYS = ["model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup_epochs",
+             "augment", "rotation", "zoom", "shift", "flip", "erase", "normalize", "label_smoothing", "seed",
+             "max_train_samples", "val_split"]
+FLOATS = ("lr", "weight_decay", "warmup_epochs", "rotation", "zoom", "shift", "erase", "label_smoothing")
+INTS = ("epochs", "batch_size", "seed", "max_train_samples")
+
+
+def form_store(values: dict) -> dict:
+    """The form's values as its widgets hold them (model arguments as JSON text)."""
+    out = {}
+    for k in FORM_KEYS:
+        v = values.get(k)
+        out[k] = None if v is None else float(v) if k in FLOATS else int(v) if k in INTS else v
+    margs = values.get("model_args") or {}
+    out["model_args"] = margs if isinstance(margs, str) else json.dumps(margs)
+    return out
+
+
+def apply_preset(label: str) -> None:
+    ss["train_options"].update(form_store(preset_values(PRESETS[label])))
+
+
+def commit_form() -> None:
+    """on_click of Launch: keep the submitted values (widget state does not outlive a page change)."""
+    for k in ss["train_options"]:
+        if "tr_" + k in ss:
+            ss["train_options"][k] = ss["tr_" + k]
+
+
+if "train_options" not in ss:  # first visit in this session: the quick check, on the sidebar's data source
+    ss["train_options"] = form_store(preset_values("quick")) | {"data": ctx.data, "device": "auto", "name": ""}
+if ss["train_options"]["device"] not in DEVICES:
+    ss["train_options"]["device"] = "auto"
+for _k, _v in ss["train_options"].items():  # (re)fill the widgets before they are drawn
+    ss["tr_" + _k] = _v
+
+st.markdown("**Presets**")
+pcols = st.columns(len(PRESETS))
+for col, label in zip(pcols, PRESETS):
+    col.button(label, key=f"tr_preset_{PRESETS[label]}", on_click=apply_preset, args=(label,), width="stretch",
+               help=", ".join(f"{k}={v}" for k, v in RECIPES[PRESETS[label]].items()))
+
+active = runs.active_runs(RUNS)
+
+with st.form("train_form"):
+    c = st.columns(4)
+    c[0].selectbox("Model", list_models(), key="tr_model")
+    c[1].text_input("Model arguments (JSON)", key="tr_model_args", help='e.g. {"width": 8} for a tiny mini_cnn')
+    c[2].number_input("Epochs", min_value=1, step=1, key="tr_epochs")
+    c[3].number_input("Batch size", min_value=1, step=16, key="tr_batch_size")
+    c = st.columns(4)
+    c[0].selectbox("Optimizer", OPTIMIZERS, key="tr_optimizer")
+    c[1].number_input("Learning rate", min_value=1e-7, step=1e-4, format="%.6g", key="tr_lr")
+    c[2].selectbox("LR schedule", SCHEDULES, key="tr_schedule")
+    c[3].number_input("Weight decay", min_value=0.0, step=1e-4, format="%.6g", key="tr_weight_decay",
+                      placeholder="optimizer default", help="Empty: 0 for adam, 0.05 for adamw, 5e-4 for sgd")
+    c = st.columns(4)
+    c[0].checkbox("Augmentation", key="tr_augment")
+    c[0].checkbox("Horizontal flip", key="tr_flip")
+    c[1].number_input("Rotation (degrees)", min_value=0.0, max_value=180.0, step=5.0, key="tr_rotation")
+    c[2].number_input("Zoom", min_value=0.0, max_value=0.95, step=0.05, key="tr_zoom")
+    c[3].number_input("Shift", min_value=0.0, max_value=0.95, step=0.05, key="tr_shift")
+    c = st.columns(4)
+    c[0].number_input("Random erasing p", min_value=0.0, max_value=1.0, step=0.1, key="tr_erase")
+    c[1].selectbox("Normalization", NORM_MODES, key="tr_normalize",
+                   help="pixel: per-pixel mean/std of the training set; global: one mean/std; none: /255 only")
+    c[2].number_input("Label smoothing", min_value=0.0, max_value=0.99, step=0.05, key="tr_label_smoothing")
+    c[3].number_input("Warm-up epochs", min_value=0.0, step=1.0, key="tr_warmup_epochs")
+    c = st.columns(4)
+    c[0].number_input("Seed", min_value=0, step=1, key="tr_seed")
+    c[1].selectbox("Device", DEVICES, key="tr_device",
+                   help="Devices torch finds here" + ("" if GPU else " (no GPU: training runs on the CPU)"))
+    c[2].number_input("Training samples", min_value=1, step=500, key="tr_max_train_samples",
+                      placeholder="all", help="Train on a random subset of this many faces (empty: all)")
+    c[3].selectbox("Validate on", ("val", "test"), key="tr_val_split",
+                   help="Split scored every epoch; 'val' falls back to 'test' when a source has no val split")
+    c = st.columns([3, 1])
+    c[0].text_input("Data source", key="tr_data", help="A FER2013 source with a train split (csv, folder, zip, npz)")
+    c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + str(RUNS))
+    if active and not GPU:
+        st.warning(f"{len(active)} run(s) already training on this machine's CPU: runs share the cores, so each "
+                   "one will be slower. Launching another is allowed.")
+    submitted = st.form_submit_button("Launch run", type="primary", on_click=commit_form)
+
+if not GPU:
+    st.caption("torch finds no GPU here: runs train on the CPU. The report and best recipes are GPU-sized "
+               "(hours to days on a CPU); the quick check takes a minute or two.")
+
+
+def launch_from_form() -> Path:
+    v = ss["train_options"]
+    data = (v["data"] or "").strip()
+    try:
+        margs = json.loads(v["model_args"] or "{}")
+        if not isinstance(margs, dict):
+            raise ValueError
+    except ValueError:
+        raise runs.LaunchError('model arguments must be a JSON object such as {"width": 8}, '
+                               f"got {v['model_args']!r}") from None
+    if not data:
+        raise runs.LaunchError("enter a data source with a train split")
+    try:
+        source_kind(data)
+    except DataError as e:
+        raise runs.LaunchError(str(e)) from None
+    splits = get_splits(data)
+    if "train" not in splits:
+        raise runs.LaunchError(f"{data} has no train split (it holds: {', '.join(splits) or 'nothing'}). Training "
+                               "needs e.g. the full FER2013 csv, or a folder/zip with train/<class>/ images.")
+    opts = {k: v[k] for k in FORM_KEYS} | {"model_args": margs, "data": data, "device": v["device"]}
+    return runs.launch(opts, RUNS, name=(v["name"] or "").strip() or None)
+
+
+if submitted:
+    try:
+        run_dir = launch_from_form()
+    except (runs.LaunchError, OSError) as e:
+        st.error(f"Not launched: {e}")
+    else:
+        ss["train_options"]["name"] = ""
+        ss["selected_run"] = run_dir.name
+        st.success(f"Launched {run_dir.name}: `python -m fer_core.train` runs in its own process; "
+                   "its files in the run folder tell how it goes.")
+        if active:
+            st.warning(f"{len(active) + 1} runs now train at the same time and share this machine.")
+
+# ----------------------------------------------------------------------------------------------
+# live view of one run
+
+all_runs = runs.list_runs(RUNS)
+st.divider()
+st.subheader("Run")
+if not all_runs:
+    st.info(f"No runs yet in {RUNS}. Pick a preset above and launch one.")
+    st.stop()
+
+names = [r.name for r in all_runs]
+state_of = {r.name: r.state for r in all_runs}
+ss["tr_run"] = ss.get("selected_run") if ss.get("selected_run") in names else names[0]
+selected = st.selectbox("Run", names, key="tr_run", format_func=lambda n: f"{n} ({state_of.get(n, '?')})",
+                        on_change=lambda: ss.update(selected_run=ss["tr_run"]), label_visibility="collapsed")
+ss["selected_run"] = selected
+ss["tr_live_state"] = state_of[selected]
+
+
+def curves(metrics: list[dict]) -> go.Figure:
+    df = pd.DataFrame(metrics)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    for i, what in enumerate(("loss", "acc")):
+        for part, dash in (("train", "dot"), ("val", "solid")):
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df[f"{part}_{what}"], name=f"{part} {what}", mode="lines+markers",
+                                     line=dict(dash=dash)), row=1, col=i + 1)
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(df) <= 12 else None)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=30, b=0))
+    return fig
+
+
+def live_view(name: str) -> None:
+    r = runs.read_run(RUNS / name)
+    if not r.path.exists():
+        st.warning(f"{name} no longer exists.")
+        return
+    if ss.get("tr_live_state") in runs.ACTIVE_STATES and not r.active:
+        ss["tr_live_state"] = r.state
+        st.rerun()  # the run just ended: refresh the whole page (runs table, checkpoints) and stop polling
+    hp = r.hyperparameters
+    st.markdown(f"**{name}** :{STATE_COLOR.get(r.state, 'gray')}-badge[{r.state}]  "
+                f"{hp.get('model', r.config.get('model_name', '?'))} · {hp.get('optimizer', '?')} "
+                f"lr {hp.get('lr', '?')} · "
+                f"batch {hp.get('batch_size', '?')} · {r.config.get('device') or hp.get('device', '?')}")
+    if r.state == "failed":
+        st.error(f"Failed: {r.error or 'see the log below'}")
+    elif r.state == "stale":
+        st.warning(f"Stale: {r.reason}. Resume continues from the last saved epoch.")
+    elif r.state == "stopped" and r.reason:
+        st.info(r.reason)
+    epochs = max(1, r.epochs)
+    eta = r.eta
+    text = f"epoch {r.epoch}/{r.epochs} · elapsed {runs.format_seconds(r.duration)}"
+    if r.active:
+        text += f" · ETA {runs.format_seconds(eta)}" if eta is not None else " · ETA after the first epochs"
+    st.progress(min(1.0, r.epoch / epochs), text=text)
+    m = r.metrics[-1] if r.metrics else {}
+    c = st.columns(4)
+    c[0].metric("Best val acc", f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "-")
+    c[1].metric("Val loss", f"{m['val_loss']:.4f}" if m else "-")
+    c[2].metric("Train acc", f"{m['train_acc']:.1%}" if m else "-")
+    c[3].metric("Epoch time", runs.format_seconds(m.get("seconds")) if m else "-")
+    if r.metrics:
+        st.plotly_chart(curves(r.metrics), width="stretch", key=f"tr_curves_{name}")
+    b = st.columns([1, 1, 4])
+    if r.active:
+        if b[0].button("Stop", key="tr_stop", type="primary",
+                       help="SIGTERM to the trainer: it stops after the current step; last.pt keeps the last "
+                            "finished epoch"):
+            if runs.stop(r.path):
+                st.toast(f"Stop sent to {name}")
+            else:
+                st.warning(f"{name} has no live process to stop.")
+    if r.resumable:
+        # a run configured for a GPU that this machine lacks continues on the CPU (said on the button)
+        dev = None if runs.check_device(hp.get("device", "auto")) is None else "cpu"
+        if b[1].button("Resume" + (" on CPU" if dev else ""), key="tr_resume",
+                       help="Continue from last.pt with the run's own configuration"):
+            try:
+                runs.resume(r.path, device=dev)
+            except runs.LaunchError as e:
+                st.error(f"Not resumed: {e}")
+            else:
+                st.rerun()
+    st.markdown("**Log**")
+    st.code(runs.log_tail(r.path, 25) or "(no output yet)", language=None)
+
+
+st.fragment(live_view, run_every=POLL_SECONDS if state_of[selected] in runs.ACTIVE_STATES else None)(selected)
+
+# actions on the selected run that change the rest of the dashboard
+sel = next(r for r in all_runs if r.name == selected)
+a = st.columns([1, 1, 3])
+if sel.best_checkpoint is not None:
+    a[0].button("Use as active model", key="tr_use", on_click=set_active_checkpoint, args=(str(sel.best_checkpoint),),
+                help="Make this run's best.pt the checkpoint of every view")
+if not sel.active and a[1].button("Delete run", key="tr_delete"):
+    ss["tr_confirm_delete"] = selected
+if ss.get("tr_confirm_delete") == selected:
+    st.warning(f"Delete {selected} and its checkpoints? This cannot be undone.")
+    d = st.columns([1, 1, 4])
+    if d[0].button("Yes, delete", key="tr_delete_yes", type="primary"):
+        ss.pop("tr_confirm_delete", None)
+        try:
+            runs.delete_run(sel.path)
+        except (runs.LaunchError, OSError) as e:
+            st.error(f"Not deleted: {e}")
+        else:
+            if (ss.get("active_checkpoint") or "").startswith(str(sel.path) + "/"):
+                ss.pop("active_checkpoint", None)
+            ss.pop("selected_run", None)
+            st.rerun()
+    if d[1].button("Cancel", key="tr_delete_no"):
+        ss.pop("tr_confirm_delete", None)
+        st.rerun()
+if (ss.get("active_checkpoint") or "").startswith(str(sel.path) + "/"):
+    a[2].caption("This run's checkpoint is the active model.")
+
+# ----------------------------------------------------------------------------------------------
+# all runs
+
+st.divider()
+st.subheader("Runs")
+
+
+def row(r: runs.Run) -> dict:
+    hp = r.hyperparameters
+    aug = "off" if not hp.get("augment", True) else (
+        f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
+        + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else ""))
+    started = r.status.get("started") or r.launch.get("created")
+    return {
+        "run": r.name, "state": r.state, "model": hp.get("model", "?"), "epoch": f"{r.epoch}/{r.epochs}",
+        "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer"), "lr": hp.get("lr"),
+        "schedule": hp.get("schedule"), "augmentation": aug, "normalize": hp.get("normalize"),
+        "smoothing": hp.get("label_smoothing"), "samples": hp.get("max_train_samples") or "all",
+        "best val acc": r.best_val_acc, "duration": runs.format_seconds(r.duration),
+        "started": datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") if started else "-",
+    }
+
+
+table = pd.DataFrame([row(r) for r in all_runs])
+st.dataframe(table, hide_index=True, width="stretch", key="tr_runs_table", column_config={
+    "best val acc": st.column_config.NumberColumn(format="percent"),
+    "lr": st.column_config.NumberColumn(format="%.4g"),
+})
+
+with_metrics = [r.name for r in all_runs if r.metrics]
+if with_metrics:
+    default = [n for n in [selected] if n in with_metrics]
+    chosen = st.multiselect("Overlay the curves of", with_metrics, default=default, key="tr_compare")
+    if chosen:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy", "validation loss"))
+        by_name = {r.name: r for r in all_runs}
+        for i, name in enumerate(chosen):
+            df = pd.DataFrame(by_name[name].metrics)
+            color = f"hsl({(i * 67) % 360},65%,45%)"
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_acc"], name=name, line=dict(color=color),
+                                     legendgroup=name), row=1, col=1)
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_loss"], name=name, line=dict(color=color),
+                                     legendgroup=name, showlegend=False), row=1, col=2)
+        fig.update_xaxes(title_text="epoch")
+        fig.update_yaxes(tickformat=".0%", row=1, col=1)
+        fig.update_layout(height=340, margin=dict(l=0, r=0, t=30, b=0))
+        st.plotly_chart(fig, width="stretch", key="tr_compare_chart")

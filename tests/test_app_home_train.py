@@ -1,0 +1,192 @@
+"""AppTests of the dashboard shell, the Home page and the Train page (real training processes on tiny data)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import fer_core
+from fer_core import runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    d = tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(synth_npz, tmp_path_factory):
+    """best.pt of a tiny mini_cnn trained for real for one epoch (seconds)."""
+    from fer_core.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(synth_npz), model="mini_cnn", model_args={"width": 8}, epochs=1, batch_size=32,
+                      max_train_samples=140, augment=False, normalize="global", device="cpu", seed=0)
+    return train(cfg, out_dir=str(tmp_path_factory.mktemp("home-runs")), run_dir="small") / "best.pt"
+
+
+@pytest.fixture
+def app(runs_dir):
+    return AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+
+
+def texts(at, kind):
+    return [e.value for e in getattr(at, kind)]
+
+
+def no_exception(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def train_page(at, data):
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    at.button(key="tr_preset_quick").click().run()
+    at.text_input(key="tr_data").input(str(data))
+    at.text_input(key="tr_model_args").input('{"width": 8}')
+    at.number_input(key="tr_batch_size").set_value(32)
+    at.number_input(key="tr_max_train_samples").set_value(140)
+    at.checkbox(key="tr_augment").uncheck()
+    return at
+
+
+def launch(at):
+    at.button(key="FormSubmitter:train_form-Launch run").click().run()
+    no_exception(at)
+    assert not texts(at, "error"), texts(at, "error")
+    assert any("Launched" in s for s in texts(at, "success"))
+
+
+def run_badge(at):
+    return next(m for m in texts(at, "markdown") if "-badge[" in m)
+
+
+def poll(at, pred, timeout=90, what=""):
+    end = time.time() + timeout
+    while time.time() < end:
+        at.run()
+        no_exception(at)
+        if pred(at):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {run_badge(at)}\n{[c.value for c in at.code]}")
+
+
+def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint, synth_npz):
+    tiny_checkpoint = small_checkpoint
+    app.session_state["active_checkpoint"] = str(tiny_checkpoint)
+    app.session_state["data_source"] = str(synth_npz)
+    at = app.run()
+    no_exception(at)
+    assert at.sidebar.selectbox(key="_sb_checkpoint").value == str(tiny_checkpoint)
+    assert at.sidebar.text_input(key="_sb_data").value == str(synth_npz)
+    model, _ = fer_core.load_model(tiny_checkpoint)
+    card = {m.label: m.value for m in at.metric}
+    assert card["Architecture"] == "mini_cnn"
+    assert card["Parameters"] == f"{fer_core.count_parameters(model):,}"
+    assert card["Accuracy"] == f"{model.checkpoint['metrics']['val_acc']:.1%}"
+    config = at.dataframe[0].value.set_index("option")["value"]
+    assert config["epochs"] == "1" and config["max_train_samples"] == "140" and config["normalize"] == "global"
+    summary = " ".join(texts(at, "markdown"))
+    assert "**train**: 700 faces" in summary and "**test**: 210 faces" in summary
+    assert len(at.get("plotly_chart")) == 1
+    links = [p.proto.label for p in at.get("page_link")]
+    assert links[:1] == ["Train"] and len(links) == len([p for p in (ROOT / "pages").glob("*.py")]) - 1
+
+
+def test_bad_data_source_and_bad_checkpoint_give_messages_not_tracebacks(app, tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    app.session_state["active_checkpoint"] = str(broken)
+    app.session_state["data_source"] = str(tmp_path / "nope.zip")
+    at = app.run()
+    no_exception(at)
+    assert any("no such file" in e and "bundled sample" in e for e in texts(at.sidebar, "error"))
+    assert any("Cannot load the active checkpoint" in e and "broken.pt" in e for e in texts(at, "error"))
+    assert "**test**: 656 faces" in " ".join(texts(at, "markdown"))  # fell back to the sample
+
+
+def test_sidebar_choices_persist_across_pages(app, synth_npz):
+    at = app.run()
+    at.sidebar.text_input(key="_sb_data").input(str(synth_npz)).run()
+    assert at.session_state["data_source"] == str(synth_npz)
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    assert at.sidebar.text_input(key="_sb_data").value == str(synth_npz)
+    assert any(c.value.startswith("Device:") for c in at.sidebar.caption)
+
+
+def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices(app, runs_dir, synth_npz):
+    at = app.run()
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the sidebar's source
+    devices = at.selectbox(key="tr_device").options
+    assert ("cuda" in devices) == torch.cuda.is_available() and "cpu" in devices
+    at.button(key="FormSubmitter:train_form-Launch run").click().run()
+    no_exception(at)
+    assert any("has no train split" in e for e in texts(at, "error"))
+    at.text_input(key="tr_data").input(str(synth_npz))
+    at.text_input(key="tr_model_args").input("[8]")
+    at.button(key="FormSubmitter:train_form-Launch run").click().run()
+    no_exception(at)
+    assert any("must be a JSON object" in e for e in texts(at, "error"))
+    assert runs.list_runs(runs_dir) == []
+    assert any("No runs yet" in i for i in texts(at, "info"))
+
+
+def test_train_launches_a_quick_run_watches_it_finish_and_uses_it(app, runs_dir, synth_npz):
+    at = train_page(app.run(), synth_npz)
+    at.number_input(key="tr_epochs").set_value(2)
+    at.text_input(key="tr_name").input("quick")
+    launch(at)
+    assert at.selectbox(key="tr_run").value == "quick"
+    assert (runs_dir / "quick" / "status.json").exists()  # the run directory is the source of truth
+    poll(at, lambda a: ":green-badge[completed]" in run_badge(a), what="the run to complete")
+    assert "epoch 2/2" in at.get("progress")[0].proto.text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Best val acc"].endswith("%")
+    assert any("completed 2 epochs" in c.value for c in at.code)  # the log tail
+    table = at.dataframe[0].value
+    row = table.set_index("run").loc["quick"]
+    assert row["state"] == "completed" and row["model"] == "mini_cnn" and row["epoch"] == "2/2"
+    assert row["batch"] == 32 and row["samples"] == 140 and 0 <= row["best val acc"] <= 1
+    assert at.multiselect(key="tr_compare").value == ["quick"]
+    assert len(at.get("plotly_chart")) == 2  # live curves and the overlay
+    at.button(key="tr_use").click().run()
+    no_exception(at)
+    best = str(runs_dir / "quick" / "best.pt")
+    assert at.session_state["active_checkpoint"] == best
+    assert at.sidebar.selectbox(key="_sb_checkpoint").value == best
+    at.switch_page("pages/home.py").run()
+    no_exception(at)
+    assert {m.label: m.value for m in at.metric}["Architecture"] == "mini_cnn"
+
+
+def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
+    at = train_page(app.run(), synth_npz)
+    at.number_input(key="tr_epochs").set_value(200)
+    at.text_input(key="tr_name").input("long")
+    launch(at)
+    poll(at, lambda a: ":blue-badge[running]" in run_badge(a), what="the run to start")
+    at.button(key="tr_stop").click().run()
+    no_exception(at)
+    poll(at, lambda a: ":orange-badge[stopped]" in run_badge(a), what="the run to stop")
+    r = runs.read_run(runs_dir / "long")
+    assert r.state == "stopped" and r.epoch < 200
+    assert at.dataframe[0].value.set_index("run").loc["long", "state"] == "stopped"
+    if r.resumable:  # stopped after the trainer had saved last.pt: Resume is offered
+        assert at.button(key="tr_resume")
+    at.button(key="tr_delete").click().run()
+    assert any("cannot be undone" in w for w in texts(at, "warning"))
+    assert (runs_dir / "long").exists()  # not before the confirmation
+    at.button(key="tr_delete_yes").click().run()
+    no_exception(at)
+    assert not (runs_dir / "long").exists()
+    assert any("No runs yet" in i for i in texts(at, "info"))

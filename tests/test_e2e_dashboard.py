@@ -1,0 +1,159 @@
+"""End to end in a real browser: `streamlit run dashboard.py` on a free port, driven by Debian's chromium through
+playwright. Visits every page of the navigation (no exception block allowed), launches a quick training run from
+the Train page and watches it complete, and saves a screenshot of each page to docs/screenshots/<page>.png.
+
+Needs /usr/bin/chromium (`apt-get install chromium`) and `pip install playwright`; skipped without them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "screenshots"
+
+pytestmark = pytest.mark.e2e
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("e2e-runs")
+    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
+    port = free_port()
+    env = dict(os.environ, FER_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > end:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": url, "runs": runs_dir, "log": log}
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def settle(page, timeout=90):
+    """Wait until the script run is over and nothing is marked stale."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
+    page.wait_for_timeout(800)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
+
+
+def assert_no_exception(page, name):
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, f"{name}: exception on the page:\n{exc.first.inner_text()[:2000]}"
+
+
+def shot(page, name):
+    """The whole page: Streamlit scrolls inside its main container, so the viewport is made as tall as it."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate('() => document.querySelector(\'[data-testid="stMain"]\')?.scrollHeight || 0')
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 5000))})
+    page.wait_for_timeout(1500)  # charts re-layout to the new size
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def slug(href: str) -> str:
+    return href.rstrip("/").rsplit("/", 1)[-1] or "home"
+
+
+def test_every_page_renders_and_a_quick_run_completes(server, page, synth_npz):
+    # a fresh server and session opened on a page URL (a bookmark, a refresh) must still get dashboard.py's
+    # navigation, not Streamlit's automatic one over the files in pages/
+    page.goto(server["url"] + "/train")
+    settle(page)
+    page.wait_for_selector("h1")
+    nav = page.locator('[data-testid="stSidebarNav"] a[data-testid="stSidebarNavLink"]')
+    links = [(nav.nth(i).inner_text().strip().splitlines()[-1].strip(), nav.nth(i).get_attribute("href"))
+             for i in range(nav.count())]  # the text is "<icon name>\n\n<title>"
+    titles = [t for t, _ in links]
+    assert titles[:2] == ["Home", "Train"], titles
+    expected = ["Home", "Train", "Confusion Matrix", "Saliency", "Filters", "Classify"]
+    present = [t for t in expected if (ROOT / "pages" / f"{t.lower().replace(' ', '_')}.py").exists()]
+    assert titles == present
+
+    for title, href in links:
+        t0 = time.time()
+        name = "home" if title == "Home" else slug(href)
+        nav.and_(page.locator(f'[href="{href}"]')).click()
+        settle(page)
+        assert_no_exception(page, title)
+        if title == "Train":
+            run_quick(page, synth_npz)
+            assert_no_exception(page, title)
+        shot(page, name)
+        print(f"{title}: {time.time() - t0:.1f}s")
+
+    assert [p.name for p in server["runs"].iterdir()] == ["e2e-quick"]
+    # the run directory is the source of truth: a reload (new session) still shows the finished run
+    page.goto(server["url"] + "/train")
+    settle(page)
+    page.get_by_text("epoch 2/2").first.wait_for()  # the live view of the (newest) run
+    page.get_by_text("completed", exact=True).first.wait_for()
+    assert_no_exception(page, "Train after reload")
+    assert "Traceback" not in server["log"].read_text()
+
+
+def run_quick(page, data):
+    page.get_by_role("button", name="quick check (1-2 min on CPU)").click()
+    settle(page)
+    form = page.locator('[data-testid="stForm"]')
+    for label, value in (("Model arguments (JSON)", '{"width": 8}'), ("Epochs", "2"), ("Batch size", "32"),
+                         ("Training samples", "200"), ("Data source", str(data)), ("Run name", "e2e-quick")):
+        field = form.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    form.get_by_role("button", name="Launch run").click()
+    page.get_by_text("Launched e2e-quick").wait_for()
+    page.get_by_text("completed", exact=True).first.wait_for(timeout=150_000)  # the live view's state badge
+    settle(page)
+    page.get_by_text("epoch 2/2").first.wait_for()

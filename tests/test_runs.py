@@ -1,0 +1,213 @@
+"""fer_core.runs: launching real training processes, their live state, stop/resume, stale detection, deletion."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import synthetic_faces, write_npz
+from fer_core import runs
+from fer_core.recipes import RECIPES
+from fer_core.train import build_parser, config_from_args
+
+TINY = dict(model="mini_cnn", model_args={"width": 8}, epochs=2, batch_size=32, max_train_samples=140,
+            augment=False, normalize="global", device="cpu", seed=0)
+
+
+def tiny(data, **kw):
+    return {**TINY, "data": str(data), **kw}
+
+
+def wait_for(pred, timeout=60.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("options", [RECIPES["report"], RECIPES["best"], RECIPES["quick"],
+                                     {"model": "mini_cnn", "model_args": {"width": 8}, "flip": False,
+                                      "augment": False, "weight_decay": 1e-4, "warmup_epochs": 2.0,
+                                      "val_split": "test", "device": "cpu"}])
+def test_train_args_reproduce_the_config(options):
+    cfg = runs.make_config({**options, "data": "somewhere.npz"})
+    parsed = config_from_args(build_parser().parse_args(runs.train_args(cfg)))
+    assert parsed == cfg
+
+
+def test_bad_options_and_missing_gpu_are_refused_without_a_run(tmp_path, synth_npz):
+    with pytest.raises(runs.LaunchError, match="epochs"):
+        runs.launch(tiny(synth_npz, epochs=0), tmp_path)
+    with pytest.raises(runs.LaunchError, match="unknown training option"):
+        runs.launch(tiny(synth_npz, epoch=3), tmp_path)
+    with pytest.raises(runs.LaunchError, match="no such file"):
+        runs.launch(tiny(tmp_path / "missing.npz"), tmp_path)
+    if not torch.cuda.is_available():
+        with pytest.raises(runs.LaunchError, match="CUDA GPU was requested"):
+            runs.launch(tiny(synth_npz, device="cuda"), tmp_path)
+        assert runs.check_device("cuda:0") is not None
+    assert runs.check_device("cpu") is None and runs.check_device("auto") is None
+    assert "cpu" in runs.available_devices()
+    assert list(tmp_path.iterdir()) == []  # nothing was created, nothing was started
+
+
+def test_launch_runs_in_its_own_process_and_completes(tmp_path, synth_npz):
+    run = runs.launch(tiny(synth_npz), tmp_path, name="quick")
+    assert run == tmp_path / "quick"
+    first = runs.read_run(run)
+    assert first.state in ("queued", "running") and first.active
+    launch = json.loads((run / runs.LAUNCH_FILE).read_text())
+    assert launch["pid"] != os.getpid() and os.getpgid(launch["pid"]) == launch["pid"]  # its own session
+    r = runs.wait(run, timeout=120)
+    assert r.state == "completed", runs.log_tail(run)
+    assert [m["epoch"] for m in r.metrics] == [1, 2]
+    assert r.epoch == r.epochs == 2 and r.eta is None and r.duration > 0
+    assert r.best_checkpoint == run / "best.pt" and r.best_val_acc == max(m["val_acc"] for m in r.metrics)
+    assert r.hyperparameters["model_args"] == {"width": 8} and r.config["data"]["train_size"] == 140
+    assert r.status["pid"] == launch["pid"]
+    assert "completed 2 epochs" in runs.log_tail(run)
+    wait_for(lambda: not runs.pid_alive(launch["pid"]), 10, "the trainer to be reaped")
+    assert [x.name for x in runs.list_runs(tmp_path)] == ["quick"]
+    with pytest.raises(runs.LaunchError, match="already exists"):
+        runs.launch(tiny(synth_npz), tmp_path, name="quick")
+    with pytest.raises(runs.LaunchError, match="already completed"):
+        runs.resume(run)
+
+
+def test_stop_saves_and_resume_continues(tmp_path, synth_npz):
+    run = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="long")
+    wait_for(lambda: runs.read_run(run).epoch >= 1, 90, "the first epoch")
+    assert runs.stop(run)
+    r = runs.wait(run, timeout=60)
+    assert r.state == "stopped" and 1 <= r.epoch < 40 and r.resumable
+    assert not runs.stop(run)  # nothing left to stop
+    stopped_at = r.epoch
+    runs.resume(run)
+    assert runs.read_run(run).active
+    wait_for(lambda: runs.read_run(run).epoch > stopped_at, 90, "an epoch after resuming")
+    runs.stop(run)
+    r = runs.wait(run, timeout=60)
+    assert r.state == "stopped"
+    epochs = [m["epoch"] for m in r.metrics]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped_at  # continued, not restarted
+    assert "resumed from epoch" in runs.log_tail(run, 200)
+
+
+def test_stop_right_after_launch_is_stopped_not_stale(tmp_path, synth_npz):
+    run = runs.launch(tiny(synth_npz, epochs=40), tmp_path)
+    time.sleep(0.5)  # the trainer is still importing torch: the default SIGTERM action ends it
+    assert runs.stop(run)
+    r = runs.wait(run, timeout=60)
+    assert r.state == "stopped"
+
+
+def test_two_runs_at_once_and_a_killed_run_turns_stale(tmp_path, synth_npz):
+    a = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="a")
+    b = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="b")
+    wait_for(lambda: [r.state for r in runs.list_runs(tmp_path)] == ["running", "running"], 60, "both runs running")
+    runs.stop(a)
+    assert runs.wait(a, timeout=60).state == "stopped"
+    # b dies without a word (kill -9, out of memory): it must not show "running" forever
+    pid = runs.read_run(b).status["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    r = runs.wait(b, timeout=30)
+    assert r.state == "stale" and f"process {pid} is no longer running" in r.reason
+    assert r.status["state"] == "running"  # what the dead trainer left in status.json
+
+
+def test_failure_in_the_trainer_is_reported(tmp_path):
+    data = write_npz(tmp_path / "test_only.npz", {"test": synthetic_faces(20, 0)})
+    run = runs.launch(tiny(data), tmp_path / "runs")
+    r = runs.wait(run, timeout=60)
+    assert r.state == "failed"
+    assert "split 'train' is missing" in r.error
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _fake_run(root, name, **status):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "running", "epoch": 3, "epochs": 10, **status}))
+    return run
+
+
+def test_dead_or_foreign_process_is_stale_not_running(tmp_path):
+    import socket
+
+    host = socket.gethostname()
+    dead = _fake_run(tmp_path, "dead", pid=_dead_pid(), host=host)
+    r = runs.read_run(dead)
+    assert r.state == "stale" and "no longer running" in r.reason and not r.active
+    # a live pid that is not a trainer (pid reused by another program) is not taken for the run
+    assert runs.read_run(_fake_run(tmp_path, "reused", pid=os.getpid(), host=host)).state == "stale"
+    other = runs.read_run(_fake_run(tmp_path, "elsewhere", pid=os.getpid(), host=host + "-other"))
+    assert other.state == "stale" and "host" in other.reason
+    assert runs.read_run(_fake_run(tmp_path, "done", state="completed", pid=_dead_pid())).state == "completed"
+    assert runs.stop(dead) is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_resuming_a_gpu_run_on_a_machine_without_gpu_is_refused_clearly(tmp_path):
+    run = _fake_run(tmp_path, "gpu-run", state="stopped")
+    (run / "config.json").write_text(json.dumps({"hyperparameters": {**TINY, "data": "x.npz", "device": "cuda"}}))
+    (run / "last.pt").write_bytes(b"")
+    assert runs.read_run(run).resumable
+    with pytest.raises(runs.LaunchError, match="resume it with device='cpu'"):
+        runs.resume(run)
+    assert runs.read_run(run).state == "stopped"  # untouched
+
+
+def test_zombie_is_not_alive():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_for(lambda: not runs.pid_alive(p.pid), 20, "the child to exit")  # exited but not yet reaped
+    finally:
+        p.wait()
+
+
+def test_delete_run(tmp_path):
+    with pytest.raises(runs.LaunchError, match="not a run directory"):
+        runs.delete_run(tmp_path)
+    done = _fake_run(tmp_path, "done", state="completed")
+    runs.delete_run(done)
+    assert not done.exists()
+    spawning = tmp_path / "spawning"  # launched a moment ago, pid not recorded yet: counts as active
+    spawning.mkdir()
+    (spawning / runs.LAUNCH_FILE).write_text(json.dumps({"launched": runs._now_iso(), "pid": None}))
+    (spawning / "status.json").write_text(json.dumps({"state": "queued"}))
+    with pytest.raises(runs.LaunchError, match="stop it"):
+        runs.delete_run(spawning)
+    assert spawning.exists()
+
+
+def test_metrics_reader_skips_broken_lines_and_keeps_the_latest_of_a_repeated_epoch(tmp_path):
+    lines = [{"epoch": 1, "val_acc": 0.1}, {"epoch": 2, "val_acc": 0.2}, {"epoch": 2, "val_acc": 0.25},
+             {"epoch": 3, "val_acc": 0.3}]
+    text = "\n".join(json.dumps(m) for m in lines[:2]) + "\n{not json\n" + "\n".join(
+        json.dumps(m) for m in lines[2:]) + "\n"
+    (tmp_path / "metrics.jsonl").write_text(text)
+    assert runs.read_metrics(tmp_path) == [lines[0], lines[2], lines[3]]
+    assert runs.read_metrics(tmp_path / "nothing") == []
+
+
+def test_eta_and_durations():
+    ms = [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 10.0}, {"epoch": 3, "seconds": 12.0}]
+    assert runs.eta_seconds(ms, 10) == pytest.approx(7 * 11.0)  # first epoch (start-up) left out
+    assert runs.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
+    assert runs.eta_seconds([], 10) is None and runs.eta_seconds(ms, 3) == 0
+    assert runs.format_seconds(None) == "-" and runs.format_seconds(75) == "1m 15s"
+    assert runs.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runs.format_seconds(3 * 86400) == "3d 00h"
