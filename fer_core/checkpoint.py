@@ -6,7 +6,6 @@ train_config, metrics, epoch; training state (optimizer, rng, ...) only in a run
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import torch

@@ -10,7 +10,6 @@ folder serves val from test/ (Kaggle's image-folder download holds PublicTest in
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -128,7 +127,7 @@ def to_gray(img) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
+        hi = float(a.max())
         hi = 65535.0 if hi > 255 else 255.0
         return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if mode == "P":

@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 
 from .checkpoint import CheckpointError, load_model
 from .data import CLASSES, DataError, load_split

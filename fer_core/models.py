@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 import torch.nn as nn
 
 _REGISTRY: dict[str, Callable[..., "FERNet"]] = {}

@@ -6,64 +6,29 @@ Needs /usr/bin/chromium (`apt-get install chromium`) and `pip install playwright
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
+sys.path.insert(0, str(Path(__file__).parent))
+from e2e_support import ARGS, CHROMIUM, ROOT, dashboard_server, have_chromium  # noqa: E402
+
 SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = pytest.mark.e2e
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+if not have_chromium():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("e2e-runs")
     log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
-    port = free_port()
-    env = dict(os.environ, FER_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        end = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > end:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with dashboard_server(log, FER_RUNS_DIR=str(runs_dir)) as url:
         yield {"url": url, "runs": runs_dir, "log": log}
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +36,7 @@ def page(server):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"])
+            args=ARGS)
         pg = browser.new_page(viewport={"width": 1440, "height": 1000})
         pg.set_default_timeout(60_000)
         yield pg
