@@ -373,6 +373,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             t0 = time.time()
             net.train()
             gen.manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)
+            torch.manual_seed(cfg.seed * 1_000_033 + epoch * 7907 + rank)  # dropout: per epoch, so resume is exact
             g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # same order on every rank
             perm = torch.randperm(len(y_tr), generator=g)[: per_rank * world].to(device)
             perm = perm[rank::world]  # (per_rank,) this rank's shard
@@ -543,6 +544,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    if _dist_info()[1] != 0:
+        return 0  # rank 0 reports for the run
     st = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
     print(f"run: {run} ({st.get('state')}, best val acc {st.get('best_val_acc')})")
     return 0 if st.get("state") in ("completed", "stopped", None) else 1
