@@ -1,0 +1,335 @@
+"""Interpretability core (no Streamlit): predictions over a split cached on disk, the confusion matrix and
+its cells, first-layer filters, and small numpy renderers (colormaps, overlays, mosaics) for the pages.
+Saliency maps and their trust signals live in fer_core.saliency and are re-exported here."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, source_key
+from .evaluate import metrics
+from .inference import predict_logits
+from .saliency import (METHOD_NAMES, METHODS, REGIONS, SANITY_MAX_RHO, ClassAverage, area_shares,  # noqa: F401
+                       attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
+                       randomized_model, region_masks, region_shares, saliency, spearman, trust)
+
+PRED_CACHE_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Predictions over a split, cached on disk
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray  # (N, C) float32 softmax
+    true: np.ndarray  # (N,) int64
+    from_cache: bool = False
+    seconds: float = 0.0  # time to compute or to read from the cache
+
+    @property
+    def pred(self) -> np.ndarray:  # (N,) int64
+        return self.probs.argmax(1)
+
+    @property
+    def confidence(self) -> np.ndarray:  # (N,) probability of the predicted class
+        return self.probs.max(1)
+
+    def __len__(self) -> int:
+        return len(self.true)
+
+
+def checkpoint_key(path) -> str:
+    """Identity of a checkpoint file: absolute path + size + mtime, so a retrained file is a new key."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return hashlib.sha1(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def predictions_cache_file(checkpoint, source, split: str, tta: bool) -> Path:
+    return cache_dir() / "predictions" / (
+        f"{checkpoint_key(checkpoint)}-{source_key(source)}-{split}-{'tta' if tta else 'plain'}"
+        f"-v{PRED_CACHE_VERSION}.npz")
+
+
+def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None, batch_size: int = 256,
+                cache: bool = True) -> Predictions:
+    """Probabilities of `model` on every face of a split, in batches; cached on disk per (checkpoint file,
+    data source, split, TTA). checkpoint defaults to model.checkpoint["path"]; without a checkpoint file
+    or an on-disk source nothing is cached."""
+    t0 = time.perf_counter()
+    checkpoint = checkpoint or getattr(model, "checkpoint", {}).get("path")
+    cfile = None
+    if cache and checkpoint and faces.source and os.path.exists(checkpoint) and os.path.exists(faces.source):
+        cfile = predictions_cache_file(checkpoint, faces.source, faces.split, tta)
+        if cfile.exists():
+            try:
+                with np.load(cfile, allow_pickle=False) as z:
+                    probs, y = z["probs"], z["y"]
+                if len(y) == len(faces) and np.array_equal(y, faces.y):
+                    return Predictions(probs, faces.y, True, time.perf_counter() - t0)
+            except Exception:
+                pass  # damaged cache: recomputed below
+    logits = torch.from_numpy(predict_logits(model, prep, faces.x, tta=tta, batch_size=batch_size))
+    probs = torch.softmax(logits, 1).numpy().astype(np.float32)  # (N, C)
+    if cfile is not None:
+        buf = io.BytesIO()
+        np.savez(buf, probs=probs, y=faces.y)
+        try:
+            atomic_write_bytes(cfile, buf.getvalue())
+        except OSError:
+            pass  # read-only cache: still correct, just slower next time
+    return Predictions(probs, faces.y, False, time.perf_counter() - t0)
+
+
+def predict_proba_face(model, prep, face) -> np.ndarray:
+    """Class probabilities (C,) of one face (48, 48) uint8."""
+    logits = predict_logits(model, prep, np.array(face, dtype=np.uint8)[None])  # (1, C)
+    return torch.softmax(torch.from_numpy(logits), 1)[0].numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Confusion matrix and its cells
+
+
+def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> tuple[np.ndarray, np.ndarray]:
+    """-> counts (C, C) int64 (rows true, columns predicted) and row-normalized (C, C) float (recall rows;
+    a class without samples is a row of zeros)."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    rows = counts.sum(1, keepdims=True)
+    return counts, counts / np.maximum(rows, 1)
+
+
+def class_table(y_true, y_pred, classes=CLASSES) -> list[dict]:
+    """Per-class precision, recall, F1 and support (fer_core.evaluate.metrics), one dict per class."""
+    m = metrics(y_true, y_pred, classes)
+    return [{"class": c, **m["per_class"][c]} for c in classes]
+
+
+def most_confused(counts, classes=CLASSES, k: int = 10) -> list[dict]:
+    """Off-diagonal cells with the most faces: dicts true, pred (indices), true_name, pred_name, count, rate
+    (share of the true class sent to pred). Empty cells are left out."""
+    counts = np.asarray(counts)
+    rows = np.maximum(counts.sum(1), 1)
+    n = len(counts)
+    cells = [(int(counts[i, j]), i, j) for i in range(n) for j in range(n) if i != j and counts[i, j]]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [{"true": i, "pred": j, "true_name": classes[i], "pred_name": classes[j], "count": c,
+             "rate": float(c / rows[i])} for c, i, j in cells[:k]]
+
+
+def cell_samples(preds: Predictions, true: int, pred: int) -> np.ndarray:
+    """Indices of the faces of class `true` predicted as `pred`, most confident prediction first; an empty
+    array when the cell has no faces."""
+    idx = np.flatnonzero((preds.true == true) & (preds.pred == pred))
+    conf = preds.probs[idx, pred]
+    return idx[np.argsort(-conf, kind="stable")]
+
+
+# ----------------------------------------------------------------------------------------------
+# First layer: weights, responses to a face, top-activating patches
+
+_ACTS = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.PReLU, nn.ReLU6, nn.Tanh)
+
+
+def _first_block(model, activation: bool) -> tuple[nn.Module, nn.Conv2d]:
+    """The part of model.features up to the first conv (activation=False) or through its BN + activation."""
+    feats = getattr(model, "features", None)
+    if not isinstance(feats, nn.Sequential):
+        raise ValueError("first-layer views need a model with a `features` nn.Sequential")
+    i = next((i for i, m in enumerate(feats) if isinstance(m, nn.Conv2d)), None)
+    if i is None:
+        raise ValueError("the model has no convolutional first layer")
+    j = i + 1
+    while activation and j < len(feats) and isinstance(feats[j], _ACTS):
+        j += 1
+    return feats[:j], feats[i]
+
+
+def filter_weights(model) -> np.ndarray:
+    """First conv's kernels -> (F, kh, kw) float32 (averaged over input channels; FER faces have one)."""
+    _, conv = _first_block(model, False)
+    return conv.weight.detach().float().mean(1).cpu().numpy()
+
+
+@torch.no_grad()
+def filter_responses(model, prep, face, activation: bool = True) -> np.ndarray:
+    """Every first-layer filter's feature map for one face (48, 48) uint8 -> (F, h, w) float32, after the
+    conv's batch norm and activation when `activation`, else the raw convolution."""
+    block, _ = _first_block(model, activation)
+    x = prep(np.array(face, dtype=np.uint8)[None]).to(next(model.parameters()).device)  # (1, 1, 48, 48)
+    return block(x)[0].float().cpu().numpy()
+
+
+@dataclass
+class TopPatches:
+    patches: np.ndarray  # (F, k, P, P) uint8 input patches (receptive field + context; 0 outside the face)
+    face_index: np.ndarray  # (F, k) index of the face each patch comes from
+    rows: np.ndarray  # (F, k) top-left row of the receptive field in the face (may be < 0 with padding)
+    cols: np.ndarray  # (F, k)
+    values: np.ndarray  # (F, k) the filter's response there, highest first
+
+
+@torch.no_grad()
+def top_patches(model, prep, faces, k: int = 8, context: int = 3, activation: bool = True,
+                batch_size: int = 128) -> TopPatches:
+    """For each first-layer filter, the k faces that drive it hardest and the input patch (its receptive
+    field plus `context` pixels each side) where it peaks. One patch per face, so the k are distinct."""
+    faces = np.asarray(faces)
+    if len(faces) == 0:
+        raise ValueError("top-activating patches need at least one face")
+    block, conv = _first_block(model, activation)
+    dev = next(model.parameters()).device
+    best_v, best_at = [], []
+    for i in range(0, len(faces), batch_size):
+        r = block(prep(np.array(faces[i : i + batch_size])).to(dev)).float()  # (B, F, h, w)
+        v, at = r.flatten(2).max(2)  # (B, F)
+        best_v.append(v.cpu())
+        best_at.append(at.cpu())
+    v, at = torch.cat(best_v), torch.cat(best_at)  # (N, F)
+    w_out = r.shape[-1]
+    k = min(k, len(faces))
+    top_v, top_i = v.topk(k, dim=0)  # (k, F)
+    top_i, top_v = top_i.T.numpy(), top_v.T.numpy()  # (F, k)
+    loc = at.T.numpy()[np.arange(at.shape[1])[:, None], top_i]  # (F, k) flat output position
+    kh, kw = conv.kernel_size
+    (sh, sw), (ph, pw) = conv.stride, conv.padding if isinstance(conv.padding, tuple) else (0, 0)
+    rows, cols = (loc // w_out) * sh - ph, (loc % w_out) * sw - pw
+    m = context + max(ph, pw) + max(kh, kw)
+    padded = np.pad(faces, ((0, 0), (m, m), (m, m)))  # zeros outside the face
+    P = max(kh, kw) + 2 * context
+    patches = np.empty((*top_i.shape, P, P), np.uint8)
+    for f in range(top_i.shape[0]):
+        for j in range(top_i.shape[1]):
+            r0, c0 = rows[f, j] - context + m, cols[f, j] - context + m
+            patches[f, j] = padded[top_i[f, j], r0 : r0 + P, c0 : c0 + P]
+    return TopPatches(patches, top_i, rows, cols, top_v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering helpers (numpy + matplotlib colormaps), shared by the pages
+
+
+def colorize(a, cmap: str = "jet", vmin=None, vmax=None) -> np.ndarray:
+    """2-D array -> (H, W, 3) uint8 through a matplotlib colormap; range defaults to the array's."""
+    import matplotlib
+
+    a = np.asarray(a, dtype=np.float64)
+    lo = a.min() if vmin is None else vmin
+    hi = a.max() if vmax is None else vmax
+    t = np.clip((a - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(a)
+    return (matplotlib.colormaps[cmap](t)[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
+def overlay(face, smap, alpha: float = 0.5, cmap: str = "jet", scale: int = 4) -> np.ndarray:
+    """A gray face with its saliency map blended on top -> (48*scale, 48*scale, 3) uint8. The map is scaled
+    by its 99th percentile so one extreme pixel does not wash out the rest."""
+    face = np.asarray(face, np.float64)
+    smap = np.asarray(smap, np.float64)
+    hi = np.percentile(smap, 99) if smap.max() > 0 else 1.0
+    heat = colorize(np.clip(smap / max(hi, 1e-12), 0, 1), cmap, 0, 1).astype(np.float64)
+    rgb = (1 - alpha) * face[..., None] + alpha * heat
+    return upscale(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), scale)
+
+
+def upscale(img, scale: int) -> np.ndarray:
+    """Nearest-neighbour enlargement so small maps stay crisp in the browser."""
+    img = np.asarray(img)
+    return img.repeat(scale, 0).repeat(scale, 1) if scale > 1 else img
+
+
+def mosaic(tiles, ncols: int, pad: int = 1, fill=255) -> np.ndarray:
+    """(N, h, w) or (N, h, w, 3) tiles -> one image with `ncols` columns and `pad` pixels between tiles."""
+    tiles = np.asarray(tiles)
+    n, h, w = tiles.shape[:3]
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, *tiles.shape[3:]), fill, tiles.dtype)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = t
+    return out
+
+
+def filter_grid(weights, ncols: int = 8, scale: int = 12) -> np.ndarray:
+    """First-layer kernels (F, kh, kw) -> one RGB mosaic, each kernel on a symmetric blue-white-red scale
+    (red excites, blue inhibits)."""
+    tiles = []
+    for w in np.asarray(weights):
+        lim = max(abs(w).max(), 1e-12)
+        tiles.append(upscale(colorize(w, "bwr", -lim, lim), scale))
+    return mosaic(np.stack(tiles), ncols, pad=2)
+
+
+def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis") -> np.ndarray:
+    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range."""
+    return mosaic(np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)]), ncols, pad=2)
+
+
+REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255)}
+
+
+def region_image(face) -> np.ndarray:
+    """A gray face with the outlines of the saliency REGIONS drawn in color -> (48, 48, 3) uint8."""
+    img = np.repeat(np.clip(np.asarray(face, np.float64), 0, 255).astype(np.uint8)[..., None], 3, 2)
+    for name, (r0, r1, c0, c1) in REGIONS.items():
+        color = REGION_COLORS.get(name, (255, 255, 0))
+        img[r0, c0:c1] = img[r1 - 1, c0:c1] = color
+        img[r0:r1, c0] = img[r0:r1, c1 - 1] = color
+    return img
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed check: python -m fer_core.interpret CHECKPOINT [DATA] [--split test]
+
+
+def bench(checkpoint, data, split: str = "test", repeats: int = 20) -> dict:
+    """Timings in ms: one-face vanilla / Grad-CAM saliency (median and best of `repeats`, after a warm-up),
+    and the confusion matrix of the split (first computation, then from the disk cache)."""
+    from .checkpoint import load_model
+    from .data import load_split
+
+    model, prep = load_model(checkpoint)
+    faces = load_split(data, split)
+    out = {"faces": len(faces)}
+    for method in ("vanilla", "gradcam"):
+        saliency(model, prep, faces.x[0], 0, method)
+        ts = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            saliency(model, prep, faces.x[i % len(faces)], int(faces.y[i % len(faces)]), method)
+            ts.append((time.perf_counter() - t0) * 1e3)
+        out[f"{method}_ms_median"], out[f"{method}_ms_best"] = float(np.median(ts)), float(min(ts))
+    for label, use_cache in (("confusion_first_ms", False), ("confusion_cached_ms", True)):
+        if not use_cache:
+            f = predictions_cache_file(checkpoint, data, faces.split, False)
+            f.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        p = predictions(model, prep, faces, checkpoint=checkpoint)
+        confusion(p.true, p.pred)
+        class_table(p.true, p.pred)
+        out[label] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m fer_core.interpret", description=bench.__doc__)
+    ap.add_argument("checkpoint")
+    sample = Path(__file__).resolve().parents[1] / "samples" / "fer2013_sample.npz"
+    ap.add_argument("data", nargs="?", default=str(sample), help="data source (default: the bundled sample)")
+    ap.add_argument("--split", default="test")
+    a = ap.parse_args()
+    res = bench(a.checkpoint, a.data, a.split)
+    print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in res.items()}))

@@ -1,0 +1,331 @@
+"""Saliency maps (Captum) for one face or a batch, with two trust signals per map, class-average maps and
+the share of saliency per face region.
+
+Conventions
+  * faces are uint8 (N, 48, 48); maps are float32 (N, 48, 48), non-negative "importance" (larger = matters
+    more for the target class): |gradient| for vanilla/SmoothGrad/IG, ReLU'd Grad-CAM, the positive part of
+    the occlusion score drop.
+  * "Removed" pixels (IG and occlusion baselines, deletion/insertion) take the value 0 in the model's
+    normalized space, i.e. the training mean: a neutral, in-distribution gray rather than black.
+  * Scores are computed on logits (the attribution target), probabilities for deletion/insertion.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import CLASSES
+from .models import create_model
+
+METHODS = ("vanilla", "smoothgrad", "integrated_gradients", "gradcam", "occlusion")
+METHOD_NAMES = {
+    "vanilla": "Vanilla gradient",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "Integrated Gradients",
+    "gradcam": "Grad-CAM",
+    "occlusion": "Occlusion",
+}
+
+# Fixed regions on the aligned 48x48 FER2013 face, (row0, row1, col0, col1) half-open, read off the mean
+# face of the PublicTest sample: eyes sit on rows ~16-22, the nose tip ~row 29, the mouth on rows ~33-40.
+# They do not overlap; everything else counts as "other" (forehead, cheeks, chin, hair, background).
+REGIONS = {
+    "eyes_brows": (10, 23, 7, 41),
+    "nose": (23, 31, 17, 31),
+    "mouth": (31, 42, 13, 35),
+}
+# A map that passes the randomization check should change when the weights are randomized; above this
+# Spearman correlation it looks the same for a random net, so it reflects the input, not the model.
+SANITY_MAX_RHO = 0.5
+
+# Grad-CAM hooks live on the shared (cached) model: one attribution at a time across Streamlit sessions.
+_HOOK_LOCK = threading.Lock()
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def _single_thread(enabled: bool):
+    """One intra-op thread for single-face gradient maps. They are dozens of tiny ops, and with several
+    OpenMP threads on a busy CPU each op waits for a descheduled thread: measured 25x slower (660 vs 28 ms,
+    vgg_bn, 2 cores shared with other jobs), while one thread costs under 2x on an idle machine (30 vs 16 ms)."""
+    n = torch.get_num_threads()
+    if not enabled or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def check_gradcam(model) -> nn.Module:
+    """The layer Grad-CAM explains; ValueError when the model has no convolutional block for it."""
+    name = getattr(model, "model_name", "") or type(model).__name__
+    layer = None
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        try:
+            layer = getattr(model, "cam_layer", None)
+        except (IndexError, AttributeError):
+            layer = None
+    if layer is None:
+        raise ValueError(f"Grad-CAM needs a convolutional layer, and model {name} has none")
+    return layer
+
+
+def attribute(model, prep, faces, targets, method: str = "vanilla", *, nt_samples: int = 16, noise: float = 0.15,
+              ig_steps: int = 32, window: int = 6, stride: int = 3, batch_size: int = 64, seed: int = 0) -> np.ndarray:
+    """Saliency maps of a batch: faces uint8 (N, 48, 48), targets int or (N,) -> float32 (N, 48, 48) >= 0."""
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method {method!r} (available: {', '.join(METHODS)})")
+    faces = np.array(faces, dtype=np.uint8)  # a writable copy: cached arrays are read-only
+    if faces.ndim == 2:
+        faces = faces[None]
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.int64), (len(faces),))  # (N,)
+    layer = check_gradcam(model) if method == "gradcam" else None
+    dev = _device(model)
+    opts = dict(nt_samples=nt_samples, noise=noise, ig_steps=ig_steps, window=window, stride=stride, seed=seed)
+    out = []
+    with _single_thread(len(faces) == 1 and method in ("vanilla", "gradcam") and dev.type == "cpu"):
+        for i in range(0, len(faces), batch_size):
+            x = prep(faces[i : i + batch_size]).to(dev)  # (B, 1, 48, 48) normalized
+            t = torch.as_tensor(targets[i : i + batch_size].copy(), device=dev)  # (B,)
+            out.append(_attribute_batch(model, layer, x, t, method, **opts).detach()[:, 0].float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 48, 48), np.float32)
+
+
+def _attribute_batch(model, layer, x, t, method, *, nt_samples, noise, ig_steps, window, stride, seed):
+    """Captum attributions of one batch: x (B, 1, 48, 48) normalized, t (B,) -> (B, 1, 48, 48) >= 0."""
+    from captum.attr import (IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion,
+                             Saliency)
+
+    x.requires_grad_(True)
+    if method == "vanilla":
+        return Saliency(model).attribute(x, target=t, abs=True)
+    if method == "smoothgrad":
+        # per face, with its own seed and noise scale (10-20% of its value range, as in the paper), so a face
+        # gets the same map alone or in a batch
+        parts = []
+        for xi, ti in zip(x.split(1), t.split(1)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                parts.append(NoiseTunnel(Saliency(model)).attribute(
+                    xi, nt_type="smoothgrad", nt_samples=nt_samples, nt_samples_batch_size=nt_samples,
+                    stdevs=noise * float(xi.detach().max() - xi.detach().min()), target=ti, abs=True))
+        return torch.cat(parts)
+    if method == "integrated_gradients":
+        return IntegratedGradients(model).attribute(
+            x, baselines=torch.zeros_like(x), target=t, n_steps=ig_steps, internal_batch_size=256).abs()
+    if method == "gradcam":
+        with _HOOK_LOCK:
+            a = LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=True)  # (B, 1, h, w)
+        if a.dim() != 4:
+            raise ValueError("Grad-CAM needs a convolutional layer whose output is (B, C, H, W)")
+        return LayerAttribution.interpolate(a, tuple(x.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
+    # occlusion: drop of the target logit when a window x window patch of the training mean covers each place;
+    # about 256 images per forward pass whatever the batch, to bound memory
+    with torch.no_grad():
+        return Occlusion(model).attribute(
+            x.detach(), sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0,
+            target=t, perturbations_per_eval=max(1, 256 // len(x))).clamp_min(0)
+
+
+def saliency(model, prep, face, target: int, method: str = "vanilla", **opts) -> np.ndarray:
+    """One face uint8 (48, 48) and a target class -> map float32 (48, 48) >= 0."""
+    return attribute(model, prep, np.asarray(face)[None], int(target), method, **opts)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Trust signal (a): deletion / insertion against random pixel order
+
+
+def _auc(y: np.ndarray) -> np.ndarray:
+    """Area under curves sampled on an even grid of fractions 0..1; y: (..., S+1) -> (...)."""
+    return ((y[..., 1:] + y[..., :-1]) / 2).mean(-1)
+
+
+def _probs_when_masked(model, x, orders, counts, target: int) -> np.ndarray:
+    """p(target) with the first counts[s] pixels of each order removed (deletion) or alone kept
+    (insertion); x: (48, 48) normalized -> (2, O, S+1)."""
+    n_pix = x.numel()
+    rank = torch.empty((len(orders), n_pix), dtype=torch.long)
+    for o, order in enumerate(orders):
+        rank[o, torch.from_numpy(order)] = torch.arange(n_pix)
+    # masks[o, s, p]: pixel p is among the first counts[s] pixels of order o
+    masks = (rank[:, None, :] < torch.from_numpy(counts)[None, :, None]).to(x.device)  # (O, S+1, 2304)
+    flat = x.reshape(-1)
+    deleted = torch.where(masks, torch.zeros_like(flat), flat)  # removed pixels -> training mean (0)
+    inserted = torch.where(masks, flat, torch.zeros_like(flat))
+    batch = torch.cat([deleted, inserted]).reshape(-1, 1, *x.shape)  # (2*O*(S+1), 1, 48, 48)
+    probs = torch.cat([torch.softmax(model(b), 1)[:, target] for b in batch.split(128)]).cpu().numpy()
+    return probs.reshape(2, len(orders), len(counts))
+
+
+@torch.no_grad()
+def deletion_insertion(model, prep, face, target: int, smap, steps: int = 16, n_random: int = 2,
+                       seed: int = 0) -> dict:
+    """How fast p(target) falls when the most salient pixels are removed (deletion, lower AUC is better) and
+    how fast it rises when only they are shown on the training-mean image (insertion, higher is better), each
+    compared with the same curve for random pixel orders. gain > 0: the map ranks pixels better than chance.
+
+    Returns deletion_auc, deletion_random_auc, insertion_auc, insertion_random_auc, deletion_gain,
+    insertion_gain, score (mean of the two gains, in probability units -1..1), fractions and the curves.
+    """
+    face = np.array(face, dtype=np.uint8)
+    x = prep(face[None]).to(_device(model))[0, 0]  # (48, 48) normalized
+    n_pix = x.numel()
+    rng = np.random.default_rng(seed)
+    smap = np.asarray(smap, dtype=np.float64).ravel()
+    fracs = np.linspace(0, 1, steps + 1)
+    counts = np.round(fracs * n_pix).astype(int)
+    # the random-order curves do not depend on the map: computed once per model, face and class
+    store = model.__dict__.setdefault("_fer_random_curves", {})
+    key = (hashlib.sha1(face.tobytes()).hexdigest(), id(prep), int(target), steps, n_random, seed)
+    if key not in store:
+        if len(store) > 256:
+            store.clear()
+        orders = [np.random.default_rng(seed + 1 + r).permutation(n_pix) for r in range(n_random)]
+        store[key] = _probs_when_masked(model, x, orders, counts, target)  # (2, R, S+1)
+    rand = store[key]
+    # ties (flat Grad-CAM zeros) are broken at random, not in raster order
+    probs = _probs_when_masked(model, x, [np.lexsort((rng.random(n_pix), -smap))], counts, target)[:, 0]  # (2, S+1)
+    res = {
+        "deletion_auc": float(_auc(probs[0])), "deletion_random_auc": float(_auc(rand[0]).mean()),
+        "insertion_auc": float(_auc(probs[1])), "insertion_random_auc": float(_auc(rand[1]).mean()),
+        "fractions": fracs, "deletion_curve": probs[0], "insertion_curve": probs[1],
+        "deletion_random_curve": rand[0].mean(0), "insertion_random_curve": rand[1].mean(0),
+    }
+    res["deletion_gain"] = res["deletion_random_auc"] - res["deletion_auc"]
+    res["insertion_gain"] = res["insertion_auc"] - res["insertion_random_auc"]
+    res["score"] = (res["deletion_gain"] + res["insertion_gain"]) / 2
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Trust signal (b): model-randomization sanity check (Adebayo et al., 2018)
+
+_RANDOM_MODELS: dict = {}
+
+
+def randomized_model(model, seed: int = 0):
+    """The same architecture with freshly initialized weights (cached per architecture and seed)."""
+    name = getattr(model, "model_name", "")
+    if not name:
+        raise ValueError("model randomization needs a model built by fer_core.models.create_model")
+    args = dict(getattr(model, "model_args", {}))
+    key = (name, repr(sorted(args.items())), seed, str(_device(model)))
+    if key not in _RANDOM_MODELS:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rnd = create_model(name, **args)
+        _RANDOM_MODELS[key] = rnd.to(_device(model)).eval()
+    return _RANDOM_MODELS[key]
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two maps (flattened); 0 for a constant map."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(np.ravel(a)), rankdata(np.ravel(b))
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def randomization_check(model, prep, face, target: int, method="vanilla", smap=None, seed: int = 0,
+                        **opts) -> dict:
+    """Rank correlation between the map of the trained model and that of a randomized copy. A map that
+    explains the model should change when the weights are destroyed: passed = rho < SANITY_MAX_RHO.
+    method: a METHODS name, or a callable (model, prep, face, target) -> map for other explainers."""
+    def explain(m):
+        if callable(method):
+            return np.asarray(method(m, prep, face, target), np.float32)
+        return saliency(m, prep, face, target, method, **opts)
+
+    if smap is None:
+        smap = explain(model)
+    rmap = explain(randomized_model(model, seed))
+    rho = spearman(smap, rmap)
+    return {"spearman": rho, "passed": bool(rho < SANITY_MAX_RHO), "random_map": rmap}
+
+
+def trust(model, prep, face, target: int, method: str, smap=None, **opts) -> dict:
+    """Both trust signals for one map: deletion/insertion and the randomization check."""
+    if smap is None:
+        smap = saliency(model, prep, face, target, method, **opts)
+    di = deletion_insertion(model, prep, face, target, smap)
+    rc = randomization_check(model, prep, face, target, method, smap=smap, **opts)
+    return {**di, "sanity_spearman": rc["spearman"], "sanity_passed": rc["passed"], "random_map": rc["random_map"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Class averages and face regions
+
+
+@dataclass
+class ClassAverage:
+    maps: np.ndarray  # (C, 48, 48) float32, each face's map normalized to sum 1 before averaging
+    counts: np.ndarray  # (C,) faces averaged per class
+    method: str
+    target: str  # "true" or "pred"
+
+
+def class_average(model, prep, faces, labels, method: str = "vanilla", per_class: int = 30, targets=None,
+                  target_kind: str = "true", seed: int = 0, **opts) -> ClassAverage:
+    """Mean normalized saliency of up to `per_class` faces of each class (chosen at random with `seed`).
+    Faces are aligned, so the average shows where the model looks for each expression. targets: the class
+    each face is explained for (default: its label)."""
+    faces, labels = np.asarray(faces), np.asarray(labels)
+    targets = labels if targets is None else np.asarray(targets)
+    n_classes = len(CLASSES)
+    rng = np.random.default_rng(seed)
+    pick = []
+    for k in range(n_classes):
+        idx = np.flatnonzero(labels == k)
+        pick.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else idx)
+    sel = np.concatenate(pick).astype(np.int64)
+    maps = np.zeros((n_classes, 48, 48), np.float32)
+    counts = np.array([len(p) for p in pick])
+    if len(sel):
+        m = attribute(model, prep, faces[sel], targets[sel], method, **opts)  # (n, 48, 48)
+        m = m / np.maximum(m.sum((1, 2), keepdims=True), 1e-12)
+        np.add.at(maps, labels[sel], m)
+        maps /= np.maximum(counts, 1)[:, None, None]
+    return ClassAverage(maps, counts, method, target_kind)
+
+
+def region_masks() -> dict[str, np.ndarray]:
+    """Boolean (48, 48) masks of REGIONS plus "other" (the rest of the image)."""
+    masks, used = {}, np.zeros((48, 48), bool)
+    for name, (r0, r1, c0, c1) in REGIONS.items():
+        m = np.zeros((48, 48), bool)
+        m[r0:r1, c0:c1] = True
+        masks[name], used = m, used | m
+    masks["other"] = ~used
+    return masks
+
+
+def region_shares(maps) -> np.ndarray:
+    """Share of saliency per region: maps (N, 48, 48) or (48, 48) -> (N, R) or (R,), rows sum to 1.
+    Columns follow region_masks() order (eyes_brows, nose, mouth, other); area_shares() is the uniform-map
+    reference (a region "attracts" saliency when its share is above its area share)."""
+    m = np.asarray(maps, dtype=np.float64)
+    single = m.ndim == 2
+    m = m[None] if single else m
+    masks = region_masks()
+    tot = np.maximum(m.sum((1, 2)), 1e-12)
+    out = np.stack([(m * mk).sum((1, 2)) / tot for mk in masks.values()], 1)
+    return out[0] if single else out
+
+
+def area_shares() -> np.ndarray:
+    return np.array([mk.mean() for mk in region_masks().values()])

@@ -1,0 +1,129 @@
+"""Confusion Matrix: click a cell (or pick it below) to see its faces; open any face in the Saliency page."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from app_common import get_faces, get_model, model_or_stop, sidebar
+from fer_core import interpret
+from fer_core.data import CLASSES, DataError, source_key
+
+ctx = sidebar()
+st.title("Confusion Matrix")
+
+
+@st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
+def cached_predictions(ckpt: str, ckpt_key: str, data: str, data_key: str, split: str, tta: bool):
+    model, prep = get_model(ckpt)
+    return interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt)
+
+
+model, prep = model_or_stop(ctx.checkpoint)
+try:
+    faces = get_faces(ctx.data, ctx.split)
+    ckpt_key, data_key = interpret.checkpoint_key(ctx.checkpoint), source_key(ctx.data)
+except (DataError, OSError) as e:
+    st.error(str(e))
+    st.stop()
+
+c1, c2 = st.columns([2, 1])
+view = c1.radio("Values", ["Counts", "Row-normalized (recall)"], horizontal=True, key="cm_view")
+tta = c2.toggle("TTA (average with the mirrored face)", key="cm_tta")
+preds = cached_predictions(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, tta)
+counts, norm = interpret.confusion(preds.true, preds.pred)
+acc = float((preds.true == preds.pred).mean())
+table = interpret.class_table(preds.true, preds.pred)
+m1, m2, m3 = st.columns(3)
+m1.metric("Faces", f"{len(preds):,}", help=f"split '{ctx.split}' of {ctx.data}")
+m2.metric("Accuracy", f"{acc:.3f}")
+m3.metric("Macro F1", f"{np.mean([r['f1'] for r in table]):.3f}")
+
+# Heatmap drawn as square scatter markers: plotly reports clicks on scatter points, not on go.Heatmap cells.
+normalized = view.startswith("Row")
+vals = norm if normalized else counts
+ii, jj = np.meshgrid(range(len(CLASSES)), range(len(CLASSES)), indexing="ij")
+ii, jj = ii.ravel(), jj.ravel()
+text = [f"{v:.2f}" if normalized else str(int(v)) for v in vals.ravel()]
+fig = go.Figure(go.Scatter(
+    x=[CLASSES[j] for j in jj], y=[CLASSES[i] for i in ii], mode="markers+text", text=text,
+    marker=dict(symbol="square", size=50, color=vals.ravel(), colorscale="Blues", showscale=True,
+                line=dict(width=1, color="white")),
+    textfont=dict(color=["white" if v > 0.6 * max(vals.max(), 1e-9) else "black" for v in vals.ravel()]),
+    customdata=np.stack([ii, jj, counts.ravel()], 1),
+    hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]} faces<extra></extra>",
+))
+fig.update_layout(
+    width=640, height=560, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", clickmode="event+select",
+    xaxis=dict(title="predicted", categoryorder="array", categoryarray=list(CLASSES), side="top"),
+    yaxis=dict(title="true", categoryorder="array", categoryarray=list(CLASSES), autorange="reversed"),
+)
+event = st.plotly_chart(fig, width="content", on_select="rerun", selection_mode="points", key="cm_chart")
+
+# The cell picker mirrors the chart: a click sets it, and it also works where clicks cannot (keyboard, tests).
+order = sorted(zip(ii, jj), key=lambda c: (c[0] == c[1], -counts[c], c))
+cells = [None] + [(int(i), int(j)) for i, j in order]
+points = (event or {}).get("selection", {}).get("points", []) if event else []
+try:
+    clicked = (CLASSES.index(points[0]["y"]), CLASSES.index(points[0]["x"])) if points else None  # (true, pred)
+except (KeyError, ValueError, TypeError):
+    clicked = None  # a selection that is not a cell (e.g. the colorbar)
+if clicked is not None:
+    if clicked != st.session_state.get("cm_last_click"):
+        st.session_state["cm_last_click"] = clicked
+        st.session_state["cm_cell"] = clicked
+cell = st.selectbox(
+    "Cell (true → predicted), most confused first", cells, key="cm_cell",
+    format_func=lambda c: "choose a cell, or click one above" if c is None
+    else f"{CLASSES[c[0]]} → {CLASSES[c[1]]} · {counts[c]} faces",
+)
+
+
+def open_in_saliency(idx: int) -> None:
+    st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(idx),
+                                         "origin": f"confusion cell {CLASSES[cell[0]]} → {CLASSES[cell[1]]}"}
+    try:
+        st.switch_page("pages/saliency.py")
+    except StreamlitAPIException:
+        # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
+        st.info("Face sent to the Saliency page; open it from the navigation.")
+
+
+if cell is not None:
+    i, j = cell
+    idx = interpret.cell_samples(preds, i, j)
+    st.subheader(f"True {CLASSES[i]}, predicted {CLASSES[j]}: {len(idx)} faces")
+    if len(idx) == 0:
+        st.info(f"No face of class {CLASSES[i]} is predicted as {CLASSES[j]} in split '{ctx.split}'.")
+    else:
+        n_show = st.slider("Faces to show (most confident first)", 1, min(60, len(idx)), min(18, len(idx)),
+                           key="cm_n_show") if len(idx) > 1 else 1
+        cols = st.columns(6)
+        for n, k in enumerate(idx[:n_show]):
+            p = preds.probs[k]
+            top = np.argsort(-p)[:3]
+            with cols[n % 6]:
+                st.image(interpret.upscale(faces.x[k], 2),
+                         caption=f"#{k} · " + " · ".join(f"{CLASSES[t][:3]} {p[t]:.2f}" for t in top))
+                if st.button("Explain", key=f"cm_explain_{k}", help="open this face in the Saliency page"):
+                    open_in_saliency(k)
+        with st.expander("All probabilities of these faces"):
+            probs = pd.DataFrame(preds.probs[idx], columns=CLASSES)
+            probs.insert(0, "face", [f"#{k} {faces.ids[k]}" for k in idx])
+            st.dataframe(probs, hide_index=True, column_config={
+                c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f") for c in CLASSES})
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Per class")
+    st.dataframe(pd.DataFrame(table).set_index("class").style.format(
+        {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}))
+with right:
+    st.subheader("Most confused pairs")
+    pairs = interpret.most_confused(counts, k=10)
+    if pairs:
+        st.dataframe(pd.DataFrame([{"true": p["true_name"], "predicted": p["pred_name"], "faces": p["count"],
+                                    "share of true class": f"{p['rate']:.1%}"} for p in pairs]), hide_index=True)
+    else:
+        st.info("No confusions: every face is classified correctly.")
+st.caption(f"Predictions {'read from the disk cache' if preds.from_cache else 'computed'} in {preds.seconds:.2f} s.")

@@ -1,0 +1,285 @@
+"""fer_core.interpret / fer_core.saliency on the tiny model trained on the synthetic squares task."""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest's helpers, importable by name
+from conftest import ROOT, SYNTH_POS, synthetic_faces, write_npz  # noqa: E402
+
+from fer_core import interpret, load_model, load_split  # noqa: E402
+from fer_core.models import FERNet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return load_model(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def test_faces(synth_npz):
+    return load_split(synth_npz, "test")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def square_share(smap, k):
+    r, c = SYNTH_POS[k]
+    return smap[r : r + 10, c : c + 10].sum() / max(smap.sum(), 1e-12)
+
+
+# ---------------------------------------------------------------- predictions and confusion
+
+
+def test_predictions_cached_per_checkpoint_source_split_and_tta(tiny, tiny_checkpoint, test_faces, fresh_cache):
+    model, prep = tiny
+    first = interpret.predictions(model, prep, test_faces)
+    assert not first.from_cache and first.probs.shape == (len(test_faces), 7)
+    np.testing.assert_allclose(first.probs.sum(1), 1, atol=1e-5)
+    assert (first.pred == first.true).mean() > 0.6  # the tiny model learned the task
+    again = interpret.predictions(model, prep, test_faces)
+    assert again.from_cache and np.array_equal(again.probs, first.probs)
+    assert len(list((fresh_cache / "predictions").glob("*.npz"))) == 1
+    tta = interpret.predictions(model, prep, test_faces, tta=True)
+    assert not tta.from_cache and not np.array_equal(tta.probs, first.probs)
+    # a retrained (touched) checkpoint is a new identity, so stale predictions are not served
+    st = os.stat(tiny_checkpoint)
+    os.utime(tiny_checkpoint, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        assert not interpret.predictions(model, prep, test_faces).from_cache
+    finally:
+        os.utime(tiny_checkpoint, ns=(st.st_atime_ns, st.st_mtime_ns))  # the fixture is shared by other tests
+    # no caching without a checkpoint file to identify the model
+    assert not interpret.predictions(model, prep, test_faces, checkpoint="/nonexistent.pt").from_cache
+
+
+def test_confusion_tables_and_cells():
+    y_true = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    y_pred = np.array([0, 1, 1, 1, 0, 2, 3, 3, 2, 2])
+    counts, norm = interpret.confusion(y_true, y_pred)
+    assert counts.shape == (7, 7) and counts.sum() == 10
+    assert counts[0, 1] == 2 and counts[3, 2] == 2 and counts[1, 0] == 1
+    np.testing.assert_allclose(norm[0], [1 / 3, 2 / 3, 0, 0, 0, 0, 0])
+    assert norm[4].sum() == 0  # class without samples: zero row, no division by zero
+    table = {r["class"]: r for r in interpret.class_table(y_true, y_pred)}
+    assert table["angry"]["recall"] == pytest.approx(1 / 3) and table["angry"]["precision"] == pytest.approx(1 / 2)
+    assert table["happy"]["support"] == 4
+    pairs = interpret.most_confused(counts, k=3)
+    assert [(p["true"], p["pred"], p["count"]) for p in pairs] == [(0, 1, 2), (3, 2, 2), (1, 0, 1)]
+    assert pairs[1]["rate"] == pytest.approx(0.5) and pairs[0]["true_name"] == "angry"
+
+    probs = np.full((10, 7), 0.01, np.float32)
+    probs[np.arange(10), y_pred] = np.linspace(0.5, 0.95, 10)
+    preds = interpret.Predictions(probs, y_true)
+    cell = interpret.cell_samples(preds, 0, 1)
+    assert list(cell) == [2, 1]  # most confident first
+    assert interpret.cell_samples(preds, 5, 6).size == 0  # empty cell: empty result
+
+
+def test_confusion_of_3589_faces_from_cache_under_a_second(tiny, tmp_path, fresh_cache):
+    x, y = synthetic_faces(3589, seed=3)
+    src = write_npz(tmp_path / "big.npz", {"test": (x, y)})
+    faces = load_split(src, "test")
+    model, prep = tiny
+    t0 = time.perf_counter()
+    interpret.predictions(model, prep, faces)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p = interpret.predictions(model, prep, faces)
+    counts, _ = interpret.confusion(p.true, p.pred)
+    interpret.class_table(p.true, p.pred)
+    interpret.most_confused(counts)
+    cached = time.perf_counter() - t0
+    print(f"\nconfusion of {len(faces)} faces (tiny model): first {first:.2f} s, from cache {cached * 1e3:.0f} ms")
+    assert p.from_cache and counts.sum() == 3589
+    assert cached < 1.0
+
+
+# ---------------------------------------------------------------- saliency
+
+
+@pytest.mark.parametrize("method", interpret.METHODS)
+def test_saliency_finds_the_square(tiny, test_faces, method):
+    model, prep = tiny
+    idx = [int(np.flatnonzero(test_faces.y == k)[0]) for k in range(7)]  # one face per class
+    maps = interpret.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], method)
+    assert maps.shape == (7, 48, 48) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and (maps >= 0).all() and (maps.sum((1, 2)) > 0).all()
+    # the square covers 100 / 2304 = 4.3% of the face; a map that explains the model concentrates there
+    share = np.mean([square_share(m, k) for m, k in zip(maps, range(7))])
+    assert share > 3 * 100 / 2304, f"{method}: {share:.3f} of the saliency on the square"
+    # batched and single-face calls agree
+    np.testing.assert_allclose(interpret.saliency(model, prep, test_faces.x[idx[3]], 3, method), maps[3],
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_gradcam_needs_a_conv_layer(tiny, test_faces):
+    _, prep = tiny
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_index=2).eval()
+    with pytest.raises(ValueError, match="Grad-CAM needs a convolutional layer"):
+        interpret.saliency(mlp, prep, test_faces.x[0], 0, "gradcam")
+    assert interpret.saliency(mlp, prep, test_faces.x[0], 0, "vanilla").shape == (48, 48)  # others still work
+    with pytest.raises(ValueError, match="unknown saliency method"):
+        interpret.saliency(mlp, prep, test_faces.x[0], 0, "lime")
+
+
+def test_randomization_check_separates_trained_from_random(tiny, test_faces):
+    model, prep = tiny
+    rnd = interpret.randomized_model(model)
+    assert rnd is not model and interpret.randomized_model(model) is rnd  # cached per architecture
+    assert not torch.equal(rnd.first_conv.weight, model.first_conv.weight)
+    rhos, trained_share, random_share = [], [], []
+    for k in range(7):
+        i = int(np.flatnonzero(test_faces.y == k)[0])
+        res = interpret.randomization_check(model, prep, test_faces.x[i], k, "vanilla")
+        rhos.append(res["spearman"])
+        trained_share.append(square_share(interpret.saliency(model, prep, test_faces.x[i], k), k))
+        random_share.append(square_share(res["random_map"], k))
+        assert res["passed"] == (res["spearman"] < interpret.SANITY_MAX_RHO)
+    # the trained model's map differs from the random net's and points at the square; the random one does not
+    assert max(rhos) < interpret.SANITY_MAX_RHO
+    assert np.mean(trained_share) > 2 * np.mean(random_share)
+    # an "explanation" that ignores the model (the face itself) is the same for both nets: the check fails it
+    edge = interpret.randomization_check(model, prep, test_faces.x[0], 0, lambda m, p, f, t: f.astype(np.float32))
+    assert edge["spearman"] == pytest.approx(1.0) and not edge["passed"]
+
+
+def test_spearman():
+    a = np.arange(100.0)
+    assert interpret.spearman(a, a ** 3) == pytest.approx(1.0)
+    assert interpret.spearman(a, -a) == pytest.approx(-1.0)
+    assert interpret.spearman(a, np.zeros(100)) == 0.0
+
+
+def test_deletion_insertion_rewards_faithful_maps(tiny, test_faces):
+    model, prep = tiny
+    k = 4
+    i = int(np.flatnonzero(test_faces.y == k)[0])
+    face = test_faces.x[i]
+    good = interpret.saliency(model, prep, face, k, "occlusion")
+    res = interpret.deletion_insertion(model, prep, face, k, good)
+    assert res["deletion_auc"] < res["deletion_random_auc"]
+    assert res["insertion_auc"] > res["insertion_random_auc"]
+    assert res["score"] > 0.05
+    assert len(res["fractions"]) == len(res["deletion_curve"]) == 17
+    # the same map upside down (least salient first) must score below chance, against the same random curves
+    bad = interpret.deletion_insertion(model, prep, face, k, -good)
+    assert bad["score"] < 0 and bad["deletion_random_auc"] == res["deletion_random_auc"]
+    tr = interpret.trust(model, prep, face, k, "vanilla")
+    assert {"score", "deletion_gain", "insertion_gain", "sanity_spearman", "sanity_passed"} <= set(tr)
+
+
+# ---------------------------------------------------------------- class averages and regions
+
+
+def test_class_average_points_at_each_class_square(tiny, test_faces):
+    model, prep = tiny
+    avg = interpret.class_average(model, prep, test_faces.x, test_faces.y, "gradcam", per_class=6)
+    assert avg.maps.shape == (7, 48, 48) and list(avg.counts) == [6] * 7
+    np.testing.assert_allclose(avg.maps.sum((1, 2)), 1, rtol=1e-4)
+    shares = np.array([[square_share(avg.maps[c], k) for k in range(7)] for c in range(7)])  # (class, square)
+    assert (shares.argmax(1) == np.arange(7)).all(), shares.round(2)
+
+
+def test_class_average_with_a_missing_class(tiny, test_faces):
+    model, prep = tiny
+    keep = test_faces.y != 2
+    avg = interpret.class_average(model, prep, test_faces.x[keep], test_faces.y[keep], "vanilla", per_class=2)
+    assert avg.counts[2] == 0 and avg.maps[2].sum() == 0 and avg.counts.sum() == 12
+
+
+def test_regions_partition_the_face():
+    masks = interpret.region_masks()
+    assert list(masks) == ["eyes_brows", "nose", "mouth", "other"]
+    total = sum(m.astype(int) for m in masks.values())
+    assert (total == 1).all()  # disjoint and covering
+    np.testing.assert_allclose(interpret.region_shares(np.ones((48, 48))), interpret.area_shares())
+    mouth_only = masks["mouth"].astype(float)
+    np.testing.assert_allclose(interpret.region_shares(mouth_only), [0, 0, 1, 0])
+    stacked = interpret.region_shares(np.stack([mouth_only, masks["nose"] * 2.0]))
+    assert stacked.shape == (2, 4) and stacked[1, 1] == 1.0
+
+
+# ---------------------------------------------------------------- first layer
+
+
+def test_filter_weights_and_responses(tiny, test_faces):
+    model, prep = tiny
+    w = interpret.filter_weights(model)
+    assert w.shape == (8, 3, 3)
+    np.testing.assert_allclose(w, model.first_conv.weight.detach()[:, 0].numpy())
+    face = test_faces.x[0]
+    raw = interpret.filter_responses(model, prep, face, activation=False)
+    conv = model.first_conv
+    expect = F.conv2d(prep(face[None]), conv.weight, conv.bias, padding=conv.padding)[0].detach().numpy()
+    np.testing.assert_allclose(raw, expect, rtol=1e-4, atol=1e-5)
+    act = interpret.filter_responses(model, prep, face)
+    assert act.shape == (8, 48, 48) and (act >= 0).all()  # after BN + ReLU
+
+
+def test_first_layer_needs_a_conv(tiny):
+    _, prep = tiny
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16)), nn.Linear(16, 7), cam_index=1)
+    with pytest.raises(ValueError, match="no convolutional first layer"):
+        interpret.filter_weights(mlp)
+
+
+def test_top_patches_are_the_strongest_responses(tiny, test_faces):
+    model, prep = tiny
+    faces = test_faces.x[:60]
+    top = interpret.top_patches(model, prep, faces, k=5, context=3)
+    assert top.patches.shape == (8, 5, 9, 9) and top.patches.dtype == np.uint8
+    assert (np.diff(top.values, axis=1) <= 1e-6).all()  # strongest first
+    assert all(len(set(r)) == 5 for r in top.face_index)  # distinct faces per filter
+    for f in (0, 5):
+        for j in (0, 4):
+            i, r, c = top.face_index[f, j], top.rows[f, j], top.cols[f, j]
+            resp = interpret.filter_responses(model, prep, faces[i])[f]
+            assert resp.max() == pytest.approx(top.values[f, j], rel=1e-4, abs=1e-5)
+            # the patch is the face around the receptive field (zeros where it hangs over the border)
+            padded = np.pad(faces[i], 10)
+            np.testing.assert_array_equal(top.patches[f, j], padded[r - 3 + 10 : r + 6 + 10, c - 3 + 10 : c + 6 + 10])
+    # the strongest response overall is the strongest over every face
+    all_max = np.stack([interpret.filter_responses(model, prep, x) for x in faces]).max((0, 2, 3))
+    np.testing.assert_allclose(top.values[:, 0], all_max, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_renderers():
+    face = np.full((48, 48), 100, np.uint8)
+    smap = np.zeros((48, 48), np.float32)
+    smap[10:20, 10:20] = 1
+    ov = interpret.overlay(face, smap, 0.5, scale=4)
+    assert ov.shape == (192, 192, 3) and ov.dtype == np.uint8
+    assert not np.array_equal(ov[60, 60], ov[150, 150])  # hot and cold places differ
+    np.testing.assert_array_equal(interpret.overlay(face, smap, 0.0, scale=1)[..., 0], face)  # opacity 0: the face
+    m = interpret.mosaic(np.zeros((5, 4, 4), np.uint8), ncols=2, pad=1)
+    assert m.shape == (3 * 5 - 1, 2 * 5 - 1)
+    assert interpret.filter_grid(np.random.randn(8, 3, 3), ncols=4, scale=5).shape == (2 * 17 - 2, 4 * 17 - 2, 3)
+    assert interpret.region_image(face).shape == (48, 48, 3)
+
+
+# ---------------------------------------------------------------- speed on the shipped models (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fer_best.pt", "seed_vgg.pt"])
+def test_shipped_model_saliency_speed(name):
+    ckpt = ROOT / "checkpoints" / name
+    if not ckpt.exists():
+        pytest.skip(f"{ckpt} not present")
+    res = interpret.bench(ckpt, ROOT / "samples" / "fer2013_sample.npz", repeats=20)
+    print(f"\n{name}: {res}")
+    assert res["vanilla_ms_median"] < 100 and res["gradcam_ms_median"] < 100
