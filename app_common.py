@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 import fer_core
-from fer_core import runs
+from fer_core import interpret, runs
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import DataError
 
@@ -92,6 +92,17 @@ def _load_faces(path: str, split: str, mtime: float):
 def get_faces(path, split):
     """FaceSet of a data source split, cached until the source changes."""
     return _load_faces(str(path), split, _mtime(path))
+
+
+@st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
+def _predictions(ckpt: str, ckpt_mtime: float, data: str, data_mtime: float, split: str, tta: bool):
+    model, prep = get_model(ckpt)
+    return interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt)
+
+
+def get_predictions(ckpt, data, split, tta=False):
+    """interpret.Predictions of a checkpoint over a split: in memory, else from the disk cache, else computed."""
+    return _predictions(str(ckpt), _mtime(ckpt), str(data), _mtime(data), split, tta)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -5,24 +5,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app_common import get_faces, get_model, model_or_stop, sidebar
+from app_common import get_faces, get_predictions, model_or_stop, sidebar
 from fer_core import interpret
-from fer_core.data import CLASSES, DataError, source_key
+from fer_core.data import CLASSES, DataError
 
 ctx = sidebar()
 st.title("Confusion Matrix")
 
-
-@st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
-def cached_predictions(ckpt: str, ckpt_key: str, data: str, data_key: str, split: str, tta: bool):
-    model, prep = get_model(ckpt)
-    return interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt)
-
-
 model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
-    ckpt_key, data_key = interpret.checkpoint_key(ctx.checkpoint), source_key(ctx.data)
 except (DataError, OSError) as e:
     st.error(str(e))
     st.stop()
@@ -30,7 +22,7 @@ except (DataError, OSError) as e:
 c1, c2 = st.columns([2, 1])
 view = c1.radio("Values", ["Counts", "Row-normalized (recall)"], horizontal=True, key="cm_view")
 tta = c2.toggle("TTA (average with the mirrored face)", key="cm_tta")
-preds = cached_predictions(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, tta)
+preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split, tta)
 counts, norm = interpret.confusion(preds.true, preds.pred)
 acc = float((preds.true == preds.pred).mean())
 table = interpret.class_table(preds.true, preds.pred)

@@ -5,18 +5,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_common import get_faces, get_model, model_or_stop, sidebar
+from app_common import get_faces, get_model, get_predictions, model_or_stop, sidebar
 from fer_core import interpret
 from fer_core.data import CLASSES, DataError, open_image, source_key, to_face48
 
 ctx = sidebar()
 st.title("Saliency")
-
-
-@st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
-def cached_predictions(ckpt: str, ckpt_key: str, data: str, data_key: str, split: str):
-    model, prep = get_model(ckpt)
-    return interpret.predictions(model, prep, get_faces(data, split), checkpoint=ckpt)
 
 
 @st.cache_data(show_spinner="Computing the map...", max_entries=512)
@@ -38,7 +32,7 @@ def cached_class_average(ckpt: str, ckpt_key: str, data: str, data_key: str, spl
                          per_class: int, target_kind: str):
     model, prep = get_model(ckpt)
     fs = get_faces(data, split)
-    preds = cached_predictions(ckpt, ckpt_key, data, data_key, split)
+    preds = get_predictions(ckpt, data, split)
     targets = preds.pred if target_kind == "pred" else fs.y
     return interpret.class_average(model, prep, fs.x, fs.y, method, per_class=per_class, targets=targets,
                                    target_kind=target_kind)
@@ -51,7 +45,7 @@ try:
 except (DataError, OSError) as e:
     st.error(str(e))
     st.stop()
-preds = cached_predictions(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split)
+preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split)
 
 
 def face_label(k: int) -> str:
