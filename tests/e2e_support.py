@@ -23,6 +23,14 @@ def have_chromium() -> bool:
     return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
+def require_browser():
+    """playwright's sync API, or skip the calling test module when playwright or chromium is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not have_chromium():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+    return sync_api
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

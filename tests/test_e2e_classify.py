@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # sibling test module with the photo maker
-from e2e_support import ARGS, CHROMIUM, dashboard_server, have_chromium  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, dashboard_server, require_browser  # noqa: E402
 from test_faces import compose_photo  # noqa: E402
 
 pytestmark = pytest.mark.e2e
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not have_chromium():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = require_browser()
 
 
 @pytest.fixture(scope="module")

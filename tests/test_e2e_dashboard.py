@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import ARGS, CHROMIUM, ROOT, dashboard_server, have_chromium  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, ROOT, dashboard_server, require_browser  # noqa: E402
 
 SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = pytest.mark.e2e
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not have_chromium():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = require_browser()
 
 
 @pytest.fixture(scope="module")
