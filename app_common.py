@@ -204,11 +204,6 @@ def _ensure_navigation() -> None:
         return
     if getattr(PagesManager, "uses_pages_directory", False):
         navigation()
-        # Widget identities include the page, and the v1 -> v2 switch changes it: rerun once now, before any
-        # widget exists, so the user's first upload or click on this page is not lost.
-        if not st.session_state.get("_nav_rerun_done"):
-            st.session_state["_nav_rerun_done"] = True
-            st.rerun()
 
 
 def sidebar() -> Ctx:

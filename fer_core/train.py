@@ -538,6 +538,9 @@ def main(argv=None) -> int:
             cfg = config_from_args(a)
         cfg.validate()
         resolve_device(cfg.device)
+        if not a.resume:  # bad data fails here, before a run directory exists (decoded once, then cached)
+            load_split(cfg.data, "train")
+            load_split(cfg.data, cfg.val_split)
         run = train(cfg, out_dir=a.out, run_dir=a.resume or a.name, resume=bool(a.resume))
     except (ValueError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -42,13 +42,15 @@ def test_evaluate_json(tiny_checkpoint, synth_npz):
 
 
 def test_bad_data_paths(tmp_path, tiny_checkpoint):
-    one_line_error(run("fer_core.train", "--data", tmp_path / "missing.csv"), "missing.csv", "no such file")
+    out = tmp_path / "runs"
+    one_line_error(run("fer_core.train", "--data", tmp_path / "missing.csv", "--out", out), "missing.csv", "no such file")
     odd = tmp_path / "faces.parquet"
     odd.write_bytes(b"PAR1")
-    one_line_error(run("fer_core.train", "--data", odd), "faces.parquet", "unsupported data format")
+    one_line_error(run("fer_core.train", "--data", odd, "--out", out), "faces.parquet", "unsupported data format")
     bad = tmp_path / "fer2013.csv"
     bad.write_text("emotion,pixels,Usage\n3," + " ".join(["0"] * 2304) + ",Training\n3,1 2 3,Training\n")
-    one_line_error(run("fer_core.train", "--data", bad), "fer2013.csv", "line 3", "3 pixel values")
+    one_line_error(run("fer_core.train", "--data", bad, "--out", out), "fer2013.csv", "line 3", "3 pixel values")
+    assert not out.exists()  # bad data is refused before a run directory is made
     lab = tmp_path / "labels.csv"
     lab.write_text("emotion,pixels,Usage\n8," + " ".join(["0"] * 2304) + ",Training\n")
     one_line_error(run("fer_core.evaluate", "--checkpoint", tiny_checkpoint, "--data", lab, "--split", "train"),
