@@ -65,7 +65,8 @@ def model_from_checkpoint(ckpt: dict, path="checkpoint"):
 def load_model(path, device="cpu"):
     """-> (model in eval mode on `device`, Preprocess). model.checkpoint holds the checkpoint's metadata."""
     ckpt = read_checkpoint(path)
-    model = model_from_checkpoint(ckpt, path).to(device)
+    # channels_last: oneDNN's faster convolution layout on CPUs (and tensor cores on GPUs); inputs follow it
+    model = model_from_checkpoint(ckpt, path).to(device, memory_format=torch.channels_last)
     model.checkpoint = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "rng")}
     model.checkpoint["path"] = str(path)
     model.classes = tuple(ckpt.get("classes") or CLASSES)

@@ -11,7 +11,7 @@ def predict_logits(model, prep, faces, tta: bool = False, batch_size: int = 512,
     device = device or next(model.parameters()).device
     out = []
     for i in range(0, len(faces), batch_size):
-        x = prep(faces[i : i + batch_size]).to(device)  # (B, 1, 48, 48)
+        x = prep(faces[i : i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, 48, 48)
         logits = model(x).float()
         if tta:
             logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
