@@ -6,7 +6,9 @@ Needs /usr/bin/chromium (`apt-get install chromium`) and `pip install playwright
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_support import ARGS, CHROMIUM, ROOT, dashboard_server, require_browser  # noqa: E402
 
-SHOTS = ROOT / "docs" / "screenshots"
+# README screenshots are refreshed with FER_SCREENSHOTS=docs/screenshots; by default they go to a temp dir
+# so a test run leaves the tracked tree alone.
+SHOTS = ROOT / (os.environ.get("FER_SCREENSHOTS") or tempfile.mkdtemp(prefix="fer-shots-"))
 
 pytestmark = pytest.mark.e2e
 sync_api = require_browser()
