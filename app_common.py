@@ -187,6 +187,8 @@ def default_split(splits: list[str]) -> str:
 def navigation():
     """The dashboard's page config and st.navigation over the pages that exist (dashboard.py runs it)."""
     st.set_page_config(page_title="fer-dashboard", page_icon=":performing_arts:", layout="wide")
+    ss = st.session_state
+    ss["_nav_run"] = ss.get("_nav_run", 0) + 1  # this run went through the entrypoint's navigation
     return st.navigation([st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
                           for path, title, icon, _ in available_pages()])
 
@@ -195,15 +197,19 @@ def _ensure_navigation() -> None:
     """Show dashboard.py's navigation even when a session starts on a page URL.
 
     Streamlit treats an app with a `pages/` folder as a v1 multipage app until the entrypoint first calls
-    st.navigation; until then a fresh session opened on e.g. /train runs pages/train.py alone (no page
-    config, an automatic navigation listing every file). Declaring the navigation here fixes the page
-    being drawn, and st.navigation switches Streamlit to v2 for every later run."""
+    st.navigation; until then a fresh session opened on e.g. /classify runs pages/classify.py alone (no page
+    config, an automatic navigation listing every file). Declaring the navigation here switches Streamlit to
+    v2, and one immediate rerun (before any widget exists) makes the page run under its v2 identity, so the
+    user's first upload or click is not lost to the switch (widget identities include the page)."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without it
         return
     if getattr(PagesManager, "uses_pages_directory", False):
+        went_through_entrypoint = "_nav_run" in st.session_state
         navigation()
+        if not went_through_entrypoint:
+            st.rerun()
 
 
 def sidebar() -> Ctx:

@@ -33,13 +33,9 @@ def settle(page, timeout=90):
 
 
 def open_classify(page, url):
-    """The Classify page by its URL path.
-
-    Home first: on a fresh server, a session that *starts* on /classify is drawn as a v1 multipage page and
-    switched to dashboard.py's st.navigation on its next run, which renames every widget, so the first
-    upload or toggle there is lost (app_common._ensure_navigation; reported, not this page's doing)."""
-    page.goto(url)
-    settle(page)
+    """The Classify page by its URL path, as a bookmark opens it. On the module's fresh server the first
+    session starts there, before anything ran the entrypoint: the case where Streamlit first runs the page
+    as a v1 multipage page (app_common._ensure_navigation), so the upload below also checks nothing is lost."""
     page.goto(url + "/classify")
     settle(page)
     page.get_by_role("heading", name="Classify").first.wait_for()
