@@ -53,7 +53,8 @@ class Ctx:
     data_error: str | None = None  # message if the entered data source was rejected (the sample is used)
 
 
-def _mtime(path) -> float:
+def file_version(path) -> float:
+    """A cheap cache key for what a file holds now: its mtime (a stat, no reading; 0 when missing)."""
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
@@ -71,7 +72,7 @@ def _load_model(path: str, mtime: float):
 
 def get_model(path):
     """(model, preprocess) for a checkpoint, cached until the file changes. Raises CheckpointError."""
-    return _load_model(str(path), _mtime(path))
+    return _load_model(str(path), file_version(path))
 
 
 def model_or_stop(path):
@@ -91,7 +92,7 @@ def _load_faces(path: str, split: str, mtime: float):
 
 def get_faces(path, split):
     """FaceSet of a data source split, cached until the source changes."""
-    return _load_faces(str(path), split, _mtime(path))
+    return _load_faces(str(path), split, file_version(path))
 
 
 @st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
@@ -102,7 +103,7 @@ def _predictions(ckpt: str, ckpt_mtime: float, data: str, data_mtime: float, spl
 
 def get_predictions(ckpt, data, split, tta=False):
     """interpret.Predictions of a checkpoint over a split: in memory, else from the disk cache, else computed."""
-    return _predictions(str(ckpt), _mtime(ckpt), str(data), _mtime(data), split, tta)
+    return _predictions(str(ckpt), file_version(ckpt), str(data), file_version(data), split, tta)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -112,7 +113,7 @@ def _class_counts(path: str, split: str, mtime: float) -> dict:
 
 def get_class_counts(path, split) -> dict[str, int]:
     """Faces per class of one split, without decoding images (cached)."""
-    return _class_counts(str(path), split, _mtime(path))
+    return _class_counts(str(path), split, file_version(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -122,7 +123,7 @@ def _splits(path: str, mtime: float) -> list[str]:
 
 def get_splits(path) -> list[str]:
     """Splits the source holds, e.g. ["test"] for the bundled sample (cached)."""
-    return _splits(str(path), _mtime(path))
+    return _splits(str(path), file_version(path))
 
 
 @st.cache_resource

@@ -48,7 +48,6 @@ _USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
 
 
-
 class DataError(ValueError):
     """Bad input data; the message names the file and the problem."""
 
@@ -127,8 +126,7 @@ def to_gray(img) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        hi = float(a.max())
-        hi = 65535.0 if hi > 255 else 255.0
+        hi = 65535.0 if a.max() > 255 else 255.0
         return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if mode == "P":
         img = img.convert("RGBA")

@@ -10,20 +10,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_common import get_model, sidebar
+from app_common import file_version, get_model, sidebar
 from fer_core.data import CLASSES, DataError, open_image
 from fer_core.faces import draw_faces, find_faces, overlay_heatmap
 from fer_core.predict import LiveClassifier, classify_faces, face_saliency, one_line, rows_to_csv
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
 MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts
-
-
-def _mtime(path) -> float:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return 0.0
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -141,7 +134,7 @@ def live_section(model, prep, checkpoint: str) -> None:
                           help="Faces whose smoothed top probability is lower are shown as 'uncertain'.")
     alpha = c2.slider("Smoothing (weight of the newest frame)", 0.05, 1.0, 0.3, 0.05,
                       help="1 = no smoothing; lower = steadier but slower to react.")
-    key = (checkpoint, _mtime(checkpoint))
+    key = (checkpoint, file_version(checkpoint))
     state = st.session_state.get("classify_live")
     if state is None or state[0] != key:
         state = (key, LiveState(model, prep, alpha, threshold))
@@ -205,7 +198,7 @@ results = []
 if inputs:
     with st.spinner("Finding and classifying faces..."):
         for name, data in inputs:
-            results.append(analyze(data, name, ctx.checkpoint, _mtime(ctx.checkpoint), tta, saliency))
+            results.append(analyze(data, name, ctx.checkpoint, file_version(ctx.checkpoint), tta, saliency))
     for i, res in enumerate(results):
         show_result(res, i, saliency)
     st.subheader("Results")

@@ -2,16 +2,16 @@
 import numpy as np
 import streamlit as st
 
-from app_common import get_faces, get_model, model_or_stop, sidebar
+from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
 from fer_core import interpret
-from fer_core.data import CLASSES, DataError, open_image, source_key, to_face48
+from fer_core.data import CLASSES, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Filters")
 
 
 @st.cache_data(show_spinner="Scanning faces for each filter's strongest responses...", max_entries=16)
-def cached_top_patches(ckpt: str, ckpt_key: str, data: str, data_key: str, split: str, n_faces: int, k: int,
+def cached_top_patches(ckpt: str, ckpt_key: float, data: str, data_key: float, split: str, n_faces: int, k: int,
                        activation: bool):
     model, prep = get_model(ckpt)
     return interpret.top_patches(model, prep, get_faces(data, split).x[:n_faces], k=k, activation=activation)
@@ -20,7 +20,7 @@ def cached_top_patches(ckpt: str, ckpt_key: str, data: str, data_key: str, split
 model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
-    ckpt_key, data_key = interpret.checkpoint_key(ctx.checkpoint), source_key(ctx.data)
+    ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
     weights = interpret.filter_weights(model)  # (F, kh, kw)
 except (DataError, OSError, ValueError) as e:
     st.error(str(e))

@@ -5,16 +5,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_common import get_faces, get_model, get_predictions, model_or_stop, sidebar
+from app_common import file_version, get_faces, get_model, get_predictions, model_or_stop, sidebar
 from fer_core import interpret
-from fer_core.data import CLASSES, DataError, open_image, source_key, to_face48
+from fer_core.data import CLASSES, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Saliency")
 
 
 @st.cache_data(show_spinner="Computing the map...", max_entries=512)
-def explain(ckpt: str, ckpt_key: str, face: np.ndarray, target: int, method: str, with_trust: bool):
+def explain(ckpt: str, ckpt_key: float, face: np.ndarray, target: int, method: str, with_trust: bool):
     """(map (48, 48), trust dict or None, error message or None, ms to compute the map) for one face."""
     model, prep = get_model(ckpt)
     try:
@@ -28,7 +28,7 @@ def explain(ckpt: str, ckpt_key: str, face: np.ndarray, target: int, method: str
 
 
 @st.cache_data(show_spinner="Averaging saliency over faces of every class...", max_entries=16)
-def cached_class_average(ckpt: str, ckpt_key: str, data: str, data_key: str, split: str, method: str,
+def cached_class_average(ckpt: str, ckpt_key: float, data: str, data_key: float, split: str, method: str,
                          per_class: int, target_kind: str):
     model, prep = get_model(ckpt)
     fs = get_faces(data, split)
@@ -41,7 +41,7 @@ def cached_class_average(ckpt: str, ckpt_key: str, data: str, data_key: str, spl
 model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
-    ckpt_key, data_key = interpret.checkpoint_key(ctx.checkpoint), source_key(ctx.data)
+    ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
 except (DataError, OSError) as e:
     st.error(str(e))
     st.stop()
