@@ -1,4 +1,5 @@
-"""fer_core.interpret / fer_core.saliency on the tiny model trained on the synthetic squares task."""
+"""fer_core.interpret / fer_core.saliency on the tiny model trained on the synthetic squares task, and on
+conftest's square_reader, whose hand-set weights make the right saliency answer known exactly."""
 import os
 import sys
 import time
@@ -109,18 +110,38 @@ def test_confusion_of_3589_faces_from_cache_under_a_second(tiny, tmp_path, fresh
 
 
 @pytest.mark.parametrize("method", interpret.METHODS)
-def test_saliency_finds_the_square(tiny, test_faces, method):
+def test_saliency_finds_the_square(square_model, tiny, test_faces, method):
+    # the known answer: square_model's logit k reads the pixels of square k and nothing else (conftest)
+    model, prep = square_model
+    idx = [int(i) for k in range(7) for i in np.flatnonzero(test_faces.y == k)[:2]]  # two faces per class
+    x, y = test_faces.x[idx], test_faces.y[idx]
+    maps = interpret.attribute(model, prep, x, y, method)
+    assert maps.shape == (14, 48, 48) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and (maps >= 0).all()
+    # the square is 100 / 2304 = 4.3% of the face; measured 0.57 (occlusion: its 6x6 window spills over
+    # the edge) to 0.99 of every map on it
+    shares = np.array([square_share(m, k) for m, k in zip(maps, y)])
+    assert shares.min() > 0.5, f"{method}: {shares.round(2)} of the saliency on the square"
+    if method != "gradcam":
+        # the logit of a class whose square is absent does not depend on any pixel: nothing to show.
+        # (Grad-CAM weighs whole channels, so on a one-object face it shows that object for any class.)
+        assert not interpret.attribute(model, prep, x, (y + 1) % 7, method).any()
+    np.testing.assert_allclose(interpret.saliency(model, prep, x[6], y[6], method), maps[6],
+                               rtol=1e-3, atol=1e-4 * maps[6].max())
+
+    # the tiny trained net (BN, pooling, 12x12 Grad-CAM layer): valid maps, batched = single, and more saliency
+    # on the square than its area share. Measured over 13 training seeds x ATEN_CPU_CAPABILITY default/avx512:
+    # the lowest mean share was 0.115 (SmoothGrad), 2.6x the area share; what exactly a trained net uses is
+    # not asserted (on some kernels its Grad-CAM leans to a neighbouring square, see issue 15).
     model, prep = tiny
     idx = [int(np.flatnonzero(test_faces.y == k)[0]) for k in range(7)]  # one face per class
     maps = interpret.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], method)
     assert maps.shape == (7, 48, 48) and maps.dtype == np.float32
     assert np.isfinite(maps).all() and (maps >= 0).all() and (maps.sum((1, 2)) > 0).all()
-    # the square covers 100 / 2304 = 4.3% of the face; a map that explains the model concentrates there
     share = np.mean([square_share(m, k) for m, k in zip(maps, range(7))])
-    assert share > 3 * 100 / 2304, f"{method}: {share:.3f} of the saliency on the square"
-    # batched and single-face calls agree
+    assert share > 100 / 2304, f"{method}: {share:.3f} of the trained net's saliency on the square"
     np.testing.assert_allclose(interpret.saliency(model, prep, test_faces.x[idx[3]], 3, method), maps[3],
-                               rtol=1e-4, atol=1e-6)
+                               rtol=1e-3, atol=1e-4 * maps[3].max())
 
 
 def test_gradcam_needs_a_conv_layer(tiny, test_faces):
@@ -182,13 +203,15 @@ def test_deletion_insertion_rewards_faithful_maps(tiny, test_faces):
 # ---------------------------------------------------------------- class averages and regions
 
 
-def test_class_average_points_at_each_class_square(tiny, test_faces):
-    model, prep = tiny
+def test_class_average_points_at_each_class_square(square_model, test_faces):
+    # known answer (the hand-set model, not a trained one: a trained net's Grad-CAM average of class 4 landed
+    # on square 6 under some kernels, issue 15): each class average lies on that class's square
+    model, prep = square_model
     avg = interpret.class_average(model, prep, test_faces.x, test_faces.y, "gradcam", per_class=6)
     assert avg.maps.shape == (7, 48, 48) and list(avg.counts) == [6] * 7
     np.testing.assert_allclose(avg.maps.sum((1, 2)), 1, rtol=1e-4)
     shares = np.array([[square_share(avg.maps[c], k) for k in range(7)] for c in range(7)])  # (class, square)
-    assert (shares.argmax(1) == np.arange(7)).all(), shares.round(2)
+    assert (shares.argmax(1) == np.arange(7)).all() and np.diag(shares).min() > 0.5, shares.round(2)
 
 
 def test_class_average_with_a_missing_class(tiny, test_faces):
