@@ -6,13 +6,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from fer_core.checkpoint import load_model, read_checkpoint
 from fer_core.evaluate import evaluate
 from fer_core.train import TrainConfig, train
-from tests.conftest import ROOT
+from tests.conftest import LEARNED_ACC, ROOT, SYNTH_POS
 
 PY = sys.executable
 
@@ -42,8 +43,16 @@ def test_run_directory_and_learning(tiny_checkpoint, synth_npz):
     assert m[-1]["train_loss"] < m[0]["train_loss"]
     best = read_checkpoint(tiny_checkpoint)
     assert best["best_val_acc"] == max(r["val_acc"] for r in m) > 0.6  # chance: 0.14
-    res = evaluate(tiny_checkpoint, synth_npz, "test", tta=True)
-    assert res["accuracy"] > 0.6 and res["n"] == 210
+    res = evaluate(tiny_checkpoint, synth_npz, "test")
+    assert res["accuracy"] >= LEARNED_ACC and res["n"] == 210
+    # flip TTA: the task is not mirror-symmetric (the mirror of square 0 is square 1, of 3 is 4), so averaging
+    # a face with its mirror makes those classes a toss-up that float rounding decides (measured: 0.43 or
+    # 0.71 accuracy by seed). The classes whose square sits on the middle column are their own mirror: exact.
+    tta = evaluate(tiny_checkpoint, synth_npz, "test", tta=True)
+    cm = np.array(tta["confusion_matrix"])
+    assert tta["n"] == 210 and tta["tta"]
+    for k in (k for k, (_, c) in enumerate(SYNTH_POS) if c + 5 == 24):  # classes 2, 5, 6
+        assert cm[k, k] == cm[k].sum() == 30, (k, cm[k])
 
 
 def test_resume_continues_exactly(synth_npz, tmp_path):
