@@ -118,11 +118,15 @@ track = st.radio("Track", tracks, horizontal=True, format_func=lambda t: f"track
 event = st.plotly_chart(timeline(res, track), key=f"timeline-{track}", on_select="rerun", selection_mode="points")
 rows = [r for r in res.rows if r["track"] == track]
 times = [r["time"] for r in rows]
-picked = st.select_slider("Frame at (s)", options=times, value=times[0], format_func=lambda t: f"{t:.2f}",
-                          key=f"frame-{track}")
 points = (event.selection.get("points") if event else None) or []
-if points:  # a clicked point wins over the slider
-    picked = min(times, key=lambda t: abs(t - float(points[0]["x"])))
+slider_key = f"frame-{track}"
+if slider_key not in st.session_state or st.session_state[slider_key] not in times:
+    st.session_state[slider_key] = times[0]
+if points:  # a new click moves the slider to that point; the slider moves freely until the next click
+    clicked = min(times, key=lambda t: abs(t - float(points[0]["x"])))
+    if st.session_state.get(f"clicked-{track}") != clicked:
+        st.session_state[f"clicked-{track}"] = st.session_state[slider_key] = clicked
+picked = st.select_slider("Frame at (s)", options=times, format_func=lambda t: f"{t:.2f}", key=slider_key)
 row = rows[times.index(picked)]
 
 c1, c2 = st.columns([3, 1])

@@ -51,14 +51,25 @@ def test_upload_a_clip_and_click_the_timeline(tmp_path):
             points = page.locator('[data-testid="stPlotlyChart"]').first.locator(".scatterlayer .trace").nth(3) \
                 .locator(".points path")
             assert points.count() == 10
-            points.last.click()
+            points.last.scroll_into_view_if_needed()
+            box = points.last.bounding_box()  # plotly's drag layer sits on top: click where the marker is
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.wait_for_timeout(300)
+            page.mouse.click(x, y)
             page.get_by_text("frame at 1.80 s").first.wait_for()
             settle(page)
+            slider = page.locator('[data-testid="stSlider"]').filter(has_text="Frame at (s)")
+            assert slider.locator('[data-testid="stSliderThumbValue"]').inner_text() == "1.80"  # follows the click
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.locator("video").count() == 1
             assert page.get_by_role("button", name="Download CSV").count() == 1
+            # the whole page: Streamlit scrolls inside its main container, so the viewport is made as tall as it
             SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "video.png"), full_page=True)
+            height = page.evaluate('() => document.querySelector(\'[data-testid="stMain"]\')?.scrollHeight || 0')
+            page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 5000))})
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(SHOTS / "video.png"))
         finally:
             browser.close()
     assert "Traceback" not in log.read_text()
