@@ -144,11 +144,28 @@ def iter_frames(path, fps: float = DEFAULT_FPS, name: str | None = None, max_dur
 
 
 def read_frame(path, t: float, name: str | None = None) -> np.ndarray:
-    """The RGB frame at (the first timestamp >= ) t seconds, at analysis scale: for "show me that frame"."""
-    for ft, rgb in iter_frames(path, fps=1000.0, name=name):  # every frame; clips are short, seeks are inexact
-        if ft + 1e-3 >= t:
-            return rgb
-    raise VideoError(f"{name or path}: no frame at {t:.2f} s")
+    """The RGB frame at (the first timestamp >= ) t seconds, at analysis scale: for "show me that frame".
+
+    Seeks to a second before t (FFmpeg lands on a keyframe at or before it), then steps frame by frame."""
+    name = name or str(path)
+    cap, info = _open(path, name)
+    try:
+        if t > 1.0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, (t - 1.0) * 1000)
+        i = 0
+        while cap.grab():
+            ft = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            i += 1
+            if ft + 1e-3 >= t or (i > 1 and ft <= 0):  # reached it (or no timestamps: take what is here)
+                ok, bgr = cap.retrieve()
+                if ok and bgr is not None:
+                    if info.scale < 1.0:
+                        bgr = cv2.resize(bgr, (round(info.width * info.scale), round(info.height * info.scale)),
+                                         interpolation=cv2.INTER_AREA)
+                    return np.ascontiguousarray(bgr[..., ::-1])
+    finally:
+        cap.release()
+    raise VideoError(f"{name}: no frame at {t:.2f} s")
 
 
 def analyze(model, prep, path, fps: float = DEFAULT_FPS, name: str | None = None, tta: bool = False,

@@ -79,6 +79,19 @@ def test_two_moving_faces_become_two_tracks(model, two_faces_clip):
     assert res.tracks[1]["share"]["happy"] >= 0.8
 
 
+def test_read_frame_is_the_analysed_frame(model, two_faces_clip):
+    res = video.analyze(*model, two_faces_clip, fps=5)
+    for k in (0, 4, 9):  # the frame shown for a timeline point holds that row's faces at that row's boxes
+        frame = video.read_frame(two_faces_clip, res.times[k])
+        assert frame.shape == (240, 320, 3)
+        found = video.find_faces(frame, whole_image=False, required=False)
+        boxes = [r["box"] for r in res.rows if r["frame"] == k]
+        assert len(found) == len(boxes) == 2
+        assert all(max(iou(f.box, b) for b in boxes) > 0.9 for f in found)
+    with pytest.raises(video.VideoError, match="no frame at 9.00 s"):
+        video.read_frame(two_faces_clip, 9.0)
+
+
 def test_csv_rows(model, two_faces_clip):
     res = video.analyze(*model, two_faces_clip, fps=2)
     lines = video.rows_to_csv(res.rows).strip().splitlines()
@@ -89,7 +102,7 @@ def test_csv_rows(model, two_faces_clip):
 def test_annotated_clip_is_written_whole(model, two_faces_clip, tmp_path):
     for ext in (".mp4", ".webm", ".avi"):
         out = tmp_path / f"annotated{ext}"
-        res = video.analyze(*model, two_faces_clip, fps=5, annotated=out)
+        res = video.analyze(*model, two_faces_clip, fps=2, annotated=out)
         cap = cv2.VideoCapture(str(out), cv2.CAP_FFMPEG)
         n = 0
         while cap.grab():
