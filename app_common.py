@@ -31,6 +31,7 @@ PAGES = [
     ("pages/saliency.py", "Saliency", ":material/visibility:", "Which pixels drive a prediction"),
     ("pages/filters.py", "Filters", ":material/filter_vintage:", "First-layer filters and feature maps"),
     ("pages/classify.py", "Classify", ":material/photo_camera:", "Classify your own photo or webcam face"),
+    ("pages/video.py", "Video", ":material/movie:", "An emotion timeline for every face in a video clip"),
 ]
 
 

@@ -250,6 +250,8 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (default: %(default)s)")
     ap.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     ap.add_argument("--format", choices=("csv", "json"), default="json")
+    ap.add_argument("--fps", type=float, default=5.0, help="video clips: frames analysed per second of video")
+    ap.add_argument("--annotated", metavar="OUT", help="video clips: write the sampled frames, boxed, to OUT (.mp4, ...)")
     args = ap.parse_args(argv)
 
     from .checkpoint import CheckpointError, load_model
@@ -259,6 +261,10 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    from . import video
+
+    if any(video.is_video_path(p) for p in args.paths):  # clips get per-frame rows and tracks (fer_core.video)
+        return video.cli(model, prep, args)
     rows = predict_paths(model, prep, args.paths, tta=args.tta)
     if args.format == "json":
         sys.stdout.write("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")  # a row per line
