@@ -122,13 +122,18 @@ def test_sidebar_choices_persist_across_pages(app, synth_npz):
     assert any(c.value.startswith("Device:") for c in at.sidebar.caption)
 
 
-def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices(app, runs_dir, synth_npz):
+def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices(app, runs_dir, synth_npz,
+                                                                                   tmp_path):
+    from tests.conftest import synthetic_faces, write_npz
+
+    test_only = write_npz(tmp_path / "test_only.npz", {"test": synthetic_faces(70, 3)})
     at = app.run()
     at.switch_page("pages/train.py").run()
     no_exception(at)
-    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the sidebar's source
+    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     devices = at.selectbox(key="tr_device").options
     assert ("cuda" in devices) == torch.cuda.is_available() and "cpu" in devices
+    at.text_input(key="tr_data").input(str(test_only))
     at.button(key="FormSubmitter:train_form-Launch run").click().run()
     no_exception(at)
     assert any("has no train split" in e for e in texts(at, "error"))
