@@ -126,12 +126,9 @@ class Run:
         return eta_seconds(self.metrics, self.epochs)
 
     def summary(self) -> str:
-        """One line of state and progress, shared by the run picker, the runs table and the live panel."""
-        text = f"{self.state} {self.epoch}/{self.epochs}"
-        p = self.progress
-        if p and p.get("epoch", 0) > self.epoch:
-            text += f" (epoch {p['epoch']}: step {p['step']}/{p['steps']})"
-        return text
+        """State and finished epochs, as the run picker shows them (the runs table and the live panel show the
+        same two; the steps of the epoch in progress go in the live panel only, which polls)."""
+        return f"{self.state} {self.epoch}/{self.epochs}"
 
     @property
     def error(self) -> str | None:

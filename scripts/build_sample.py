@@ -52,7 +52,7 @@ def main() -> int:
         picked = stratified_pick(by_class, a.n, a.seed)
         x = np.stack([to_face48(open_image(zf.read(n), name=n)) for _, n in picked])  # (n, 48, 48) uint8
     y = np.array([k for k, _ in picked], dtype=np.int64)
-    ids = np.array([n.split("/", 1)[1] if n.startswith("train/") else n for _, n in picked])
+    ids = np.array([n for _, n in picked])  # zip member names, as the test faces have
     buf = io.BytesIO()
     np.savez_compressed(buf, **keep, train_x=x, train_y=y, train_ids=ids)
     atomic_write_bytes(a.out, buf.getvalue())
