@@ -146,7 +146,9 @@ def progress_reporter(where, what: str):
         rate = done / max(now - t0, 1e-6)
         left = (total - done) / rate if done else None
         eta = f" · about {runs.format_seconds(left)} left" if left is not None else ""
-        where.progress(min(1.0, done / max(total, 1)), text=f"{what}: {stage} {done:,}/{total:,}{eta}")
+        where.progress(min(1.0, done / max(total, 1)),
+                       text=f"{what}: {stage} {done:,}/{total:,}{eta}. Until it finishes, what is shown below "
+                            "is from before the change (faded) and not yet updated.")
     return report
 
 

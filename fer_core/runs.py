@@ -94,9 +94,9 @@ class Run:
             spent = self.metrics[-1].get("elapsed", 0.0)
         spent = float(spent)
         if self.state == "running":
-            since = _parse_time(self.status.get("updated"))
+            since = self.status.get("updated_ts") or _parse_time(self.status.get("updated"))
             if since is not None:
-                spent += max(0.0, time.time() - since)
+                spent += max(0.0, time.time() - float(since))
         return spent
 
     @property
@@ -122,7 +122,8 @@ class Run:
             return None
         p = self.progress
         if p and p.get("step_seconds"):
-            return eta_from_progress(p, self.metrics, self.epochs, _parse_time(self.status.get("updated")))
+            return eta_from_progress(p, self.metrics, self.epochs,
+                                     self.status.get("updated_ts") or _parse_time(self.status.get("updated")))
         return eta_seconds(self.metrics, self.epochs)
 
     def summary(self) -> str:

@@ -289,7 +289,9 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
     clock = {"base": 0.0, "t0": time.time()}
 
     def touch(fsync=True, **fields):
-        status.update(fields, updated=now_iso(), elapsed=round(clock["base"] + time.time() - clock["t0"], 1))
+        now = time.time()  # "updated_ts": to the ms, so a reader's "elapsed + time since" stays monotone
+        status.update(fields, updated=now_iso(), updated_ts=round(now, 3),
+                      elapsed=round(clock["base"] + now - clock["t0"], 3))
         write_json(status_path, status, fsync=fsync)
 
     if main:

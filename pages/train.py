@@ -375,24 +375,40 @@ def row(r: runs.Run) -> dict:
 
 
 table = pd.DataFrame([row(r) for r in all_runs])
-f = st.columns([2, 2])
+NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1f", "{:.1f}"),
+                  "images/s": ("%.0f", "{:,.0f}"), "lr": ("%.4g", "{:.4g}"), "smoothing": ("%g", "{:g}")}
+f = st.columns([2, 2, 1.2, 0.8])
 query = f[0].text_input("Filter runs", key="tr_filter", placeholder="text in any column, e.g. vgg_bn or sgd")
 states = f[1].multiselect("States", runs.STATES, key="tr_states", placeholder="all states")
+sort_by = f[2].selectbox("Sort by", ["started", "best val acc", "duration (min)", "images/s", "run", "state",
+                                     "model", "lr"], key="tr_sort")
+descending = f[3].toggle("Descending", value=True, key="tr_desc")
 shown = table
 if query.strip():
     hit = table.astype(str).apply(lambda col: col.str.contains(query.strip(), case=False, regex=False))
     shown = shown[hit.any(axis=1)]
 if states:
     shown = shown[shown["state"].isin(states)]
-st.dataframe(shown, hide_index=True, width="stretch", key="tr_runs_table", column_config={
-    "run": st.column_config.TextColumn(pinned=True),
-    "best val acc": st.column_config.NumberColumn(format="percent", help="Best validation accuracy of any epoch"),
-    "duration (min)": st.column_config.NumberColumn(format="%.1f", help="Time spent training, over all sessions"),
-    "images/s": st.column_config.NumberColumn(format="%.0f", help="Training throughput (last epoch)"),
-    "lr": st.column_config.NumberColumn(format="%.4g"),
-    "smoothing": st.column_config.NumberColumn("label smoothing", format="%g"),
-})
-st.caption(f"{len(shown)} of {len(table)} runs; click a column header to sort.")
+shown = shown.sort_values(sort_by, ascending=not descending, na_position="last", kind="stable")
+# A number column with a gap would show the gap as "None": such a column is shown as text with "-" (the Sort by
+# control still sorts it by its numbers); complete columns stay numbers, sortable from their header too.
+config = {"run": st.column_config.TextColumn(pinned=True),
+          "best val acc": st.column_config.Column(help="Best validation accuracy of any epoch"),
+          "duration (min)": st.column_config.Column(help="Time spent training, over all sessions"),
+          "images/s": st.column_config.Column(help="Training throughput (the epoch in progress, else the last)"),
+          "smoothing": st.column_config.Column("label smoothing")}
+shown = shown.copy()
+for col, (grid_fmt, text_fmt) in NUMBER_FORMATS.items():
+    values = pd.to_numeric(shown[col], errors="coerce")
+    if values.isna().any():
+        shown[col] = [("-" if pd.isna(v) else text_fmt.format(v)) for v in values]
+    else:
+        shown[col] = values
+        old = config.get(col, {})
+        config[col] = st.column_config.NumberColumn(old.get("label"), format=grid_fmt, help=old.get("help"))
+shown = shown.fillna("-")
+st.dataframe(shown, hide_index=True, width="stretch", key="tr_runs_table", column_config=config)
+st.caption(f"{len(shown)} of {len(table)} runs; sort with the control above or by a column's header.")
 
 
 def smooth(values, weight: float):

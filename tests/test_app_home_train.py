@@ -300,7 +300,10 @@ def test_runs_table_filters_and_curves_of_any_metric(app, runs_dir, synth_npz):
     table = at.dataframe[0].value
     assert list(table.columns[:6]) == ["run", "state", "epoch", "best val acc", "duration (min)", "images/s"]
     assert set(table["device"]) == {"cpu"} and (table["images/s"] > 0).all() and (table["duration (min)"] > 0).all()
-    assert not table.astype(str).isin(["None"]).any().any()
+    assert not table.isna().any().any() and not table.astype(str).isin(["None", "nan"]).any().any()
+    at.selectbox(key="tr_sort").select("lr").run()
+    at.toggle(key="tr_desc").set_value(False).run()
+    assert list(at.dataframe[0].value["run"]) == ["b-adam", "a-adam"]  # lr 0.001 before 0.01
     at.text_input(key="tr_filter").input("b-ad").run()
     assert list(at.dataframe[0].value["run"]) == ["b-adam"]
     at.text_input(key="tr_filter").input("").run()

@@ -82,3 +82,24 @@ def test_bundled_sample_has_a_stratified_train_split_beside_its_test_faces():
     training = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965])
     np.testing.assert_allclose(counts / counts.sum(), training / training.sum(), atol=0.005)
     assert not set(train.ids) & set(test.ids)
+
+
+def test_the_dashboard_progress_bar_counts_and_estimates(tiny, synth_npz, fresh_cache):
+    import app_common
+
+    class Slot:  # stands for the st.empty() at the top of a page
+        def __init__(self):
+            self.calls = []
+
+        def progress(self, value, text):
+            self.calls.append((value, text))
+
+    model, prep = tiny
+    faces = fer_core.load_split(synth_npz, "test")
+    slot = Slot()
+    interpret.predictions(model, prep, faces, batch_size=32, progress=app_common.progress_reporter(slot, "Predicting"))
+    value, text = slot.calls[-1]
+    assert value == 1.0 and f"{len(faces)}/{len(faces)}" in text and "from before the change" in text
+    assert all(0 <= v <= 1 for v, _ in slot.calls)
+    firsts = [t for v, t in slot.calls if v < 1]
+    assert all("left" in t for t in firsts)  # an ETA once the first batch has a rate
