@@ -256,11 +256,21 @@ def agree(at):
     return state
 
 
-def test_picker_panel_and_table_agree_at_every_poll_and_resume_is_quiet(app, runs_dir, synth_npz):
+@pytest.fixture
+def stop_runs_after(runs_dir):
+    """A long run must not outlive its test, even a failed one."""
+    yield
+    for r in runs.list_runs(runs_dir):
+        if r.active:
+            runs.stop(r.path)
+            runs.wait(r.path, timeout=60)
+
+
+def test_picker_panel_and_table_agree_at_every_poll_and_resume_is_quiet(app, runs_dir, synth_npz, stop_runs_after):
     at = train_page(app.run(), synth_npz)
     at.number_input(key="tr_epochs").set_value(200)
     at.number_input(key="tr_max_train_samples").set_value(700)
-    at.number_input(key="tr_batch_size").set_value(4)
+    at.number_input(key="tr_batch_size").set_value(8)
     at.text_input(key="tr_name").input("agree")
     launch(at)
     states = [agree(at)]
