@@ -39,9 +39,15 @@ def cpu_name() -> str:
 
 
 def timed(fn):
-    t0 = time.perf_counter()
+    """(wall seconds, result); the process's CPU seconds of the last call go to `cpu` (on a busy machine CPU
+    seconds / threads tells what the wall time would be on idle cores)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
+    cpu[0] = time.process_time() - c0
     return time.perf_counter() - t0, out
+
+
+cpu = [0.0]
 
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,10 +65,12 @@ for ckpt in a.checkpoints:
     model, prep = fer_core.load_model(ckpt)
     predict_logits(model, prep, faces.x[:CPU_BATCH])  # warm-up (oneDNN picks its kernels)
     t_plain, plain = timed(lambda: predictions(model, prep, faces, cache=False))
+    cpu_plain = cpu[0]
     # TTA as the dashboard does it: the plain pass (from the cache) + the mirrored pass only
     t_mirror, _ = timed(lambda: predict_logits(model, prep, faces.x, mirror=True))
     print(f"{name}: predictions over {len(faces):,} {a.split} faces (batch {CPU_BATCH}): {t_plain:.1f} s "
-          f"({t_plain / len(faces) * 1e3:.2f} ms/face); flip TTA after it adds {t_mirror:.1f} s")
+          f"({t_plain / len(faces) * 1e3:.2f} ms/face; {cpu_plain:.1f} CPU s over {torch.get_num_threads()} threads); "
+          f"flip TTA after it adds {t_mirror:.1f} s ({cpu[0]:.1f} CPU s)")
     for bs in a.batch_sizes:
         t_bs, _ = timed(lambda: predict_logits(model, prep, faces.x, batch_size=bs))
         print(f"  batch {bs}: {t_bs:.1f} s, {t_bs / t_plain:.2f}x the time of batch {CPU_BATCH}")
