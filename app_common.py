@@ -6,7 +6,9 @@ with `set_data_source(path)` (or by assigning st.session_state["active_checkpoin
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,36 @@ PAGES = [
 def available_pages() -> list[tuple[str, str, str, str]]:
     """The entries of PAGES whose file exists (pages land one by one)."""
     return [p for p in PAGES if (ROOT / p[0]).exists()]
+
+
+def settings_file() -> Path:
+    """The user's settings: $FER_SETTINGS_FILE (tests point it at a temp file), else
+    $XDG_CONFIG_HOME/fer-dashboard/settings.json (~/.config/... by default)."""
+    if os.environ.get("FER_SETTINGS_FILE"):
+        return Path(os.environ["FER_SETTINGS_FILE"])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "fer-dashboard" / "settings.json"
+
+
+def load_settings() -> dict:
+    """What the user chose in earlier sessions (e.g. "data_source", "train_data"); {} if none or unreadable."""
+    try:
+        obj = json.loads(settings_file().read_text())
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_setting(key: str, value) -> None:
+    """Remember one choice across sessions and restarts; a read-only config dir only loses the memory."""
+    s = load_settings()
+    if s.get(key) == value:
+        return
+    s[key] = value
+    try:
+        fer_core.data.atomic_write_bytes(settings_file(), (json.dumps(s, indent=2) + "\n").encode(), fsync=False)
+    except OSError:
+        pass
 
 
 def runs_dir() -> Path:
@@ -96,15 +128,73 @@ def get_faces(path, split):
     return _load_faces(str(path), split, file_version(path))
 
 
-@st.cache_data(show_spinner="Predicting every face of the split (cached on disk afterwards)...", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _predictions(ckpt: str, ckpt_mtime: float, data: str, data_mtime: float, split: str, tta: bool):
     model, prep = get_model(ckpt)
     return interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt)
 
 
+def progress_reporter(where, what: str):
+    """A progress(done, total, stage) callback drawing a bar with the count and an ETA in `where`
+    (ETA from the rate so far; redrawn at most 5 times a second)."""
+    t0, last = time.perf_counter(), [0.0]
+
+    def report(done, total, stage=""):
+        now = time.perf_counter()
+        if now - last[0] < 0.2 and done < total:
+            return
+        last[0] = now
+        rate = done / max(now - t0, 1e-6)
+        left = (total - done) / rate if done else None
+        eta = f" · about {runs.format_seconds(left)} left" if left is not None else ""
+        where.progress(min(1.0, done / max(total, 1)),
+                       text=f"{what}: {stage} {done:,}/{total:,}{eta}. Until it finishes, what is shown below "
+                            "is from before the change (faded) and not yet updated.")
+    return report
+
+
+def top_slot():
+    """A placeholder at the top of the current page (made by sidebar()), for progress bars of long work."""
+    return st.session_state.get("_top_slot") or st.empty()
+
+
 def get_predictions(ckpt, data, split, tta=False):
-    """interpret.Predictions of a checkpoint over a split: in memory, else from the disk cache, else computed."""
-    return _predictions(str(ckpt), file_version(ckpt), str(data), file_version(data), split, tta)
+    """interpret.Predictions of a checkpoint over a split: in memory, else from the disk cache, else computed
+    with a progress bar (count and ETA) at the top of the page."""
+    args = (str(ckpt), file_version(ckpt), str(data), file_version(data), split, tta)
+    try:
+        on_disk = interpret.predictions_cache_file(ckpt, data, split, tta).exists()
+    except OSError:
+        on_disk = True  # a missing file: let the cached call raise its own error
+    if not on_disk:
+        slot = top_slot()
+        model, prep = get_model(ckpt)
+        interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt,
+                              progress=progress_reporter(slot, f"Predicting the {split} split"
+                                                         + (" with flip TTA" if tta else "")))
+        slot.empty()
+    return _predictions(*args)
+
+
+def _precompute_shipped(data: str) -> None:
+    ckpts = sorted(str(p) for p in CHECKPOINTS.glob("*.pt"))
+    try:
+        interpret.precompute(ckpts, data, "test")
+    except Exception:  # a cache warm-up: any failure only means the first view computes it
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def start_precompute() -> bool:
+    """Once per dashboard process: predict the bundled sample with the shipped checkpoints in a background
+    thread, so Confusion Matrix and Saliency open at once the first time ($FER_PRECOMPUTE=0 turns it off)."""
+    if os.environ.get("FER_PRECOMPUTE", "1") == "0":
+        return False
+    import threading
+
+    threading.Thread(target=_precompute_shipped, args=(str(SAMPLE_DATA),), name="fer-precompute",
+                     daemon=True).start()
+    return True
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -218,6 +308,8 @@ def sidebar() -> Ctx:
     """Draw the shared sidebar and return the active checkpoint, data source, split and device."""
     _ensure_navigation()
     ss = st.session_state
+    ss["_top_slot"] = st.empty()  # progress of long work goes here, above the page's title
+    start_precompute()
     st.sidebar.header("Model and data")
 
     # --- active checkpoint
@@ -238,7 +330,7 @@ def sidebar() -> Ctx:
         st.sidebar.warning("No checkpoint found in checkpoints/ or in any run. Train one on the Train page.")
 
     # --- data source
-    ss["_sb_data"] = str(ss.get("data_source") or SAMPLE_DATA)
+    ss["_sb_data"] = str(ss.get("data_source") or load_settings().get("data_source") or SAMPLE_DATA)
     data = st.sidebar.text_input("Data source", key="_sb_data", on_change=_keep, args=("data_source", "_sb_data"),
                                  help="A FER2013 .csv/.csv.gz, an image folder (<split>/<class>/*.png), a .zip of "
                                       "one, or an .npz. Empty: the bundled sample of PublicTest faces.")
@@ -255,6 +347,8 @@ def sidebar() -> Ctx:
         st.sidebar.error(f"{error}. Using the bundled sample instead.")
         data = str(SAMPLE_DATA)
         splits = get_splits(data)
+    if error is None and ss.get("_sb_data"):
+        save_setting("data_source", ss["_sb_data"])  # remembered for the next session (valid sources only)
     split = default_split(splits)
     if data == str(SAMPLE_DATA):
         st.sidebar.caption(f"Bundled sample: {sum(get_class_counts(data, split).values())} {split} faces")

@@ -21,7 +21,7 @@ from .saliency import (METHOD_NAMES, METHODS, REGIONS, SANITY_MAX_RHO, ClassAver
                        attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
                        randomized_model, region_masks, region_shares, saliency, spearman, trust)
 
-PRED_CACHE_VERSION = 1
+PRED_CACHE_VERSION = 2  # 2: logits stored (TTA reuses the plain pass)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -34,6 +34,7 @@ class Predictions:
     true: np.ndarray  # (N,) int64
     from_cache: bool = False
     seconds: float = 0.0  # time to compute or to read from the cache
+    logits: np.ndarray | None = None  # (N, C) float32; a TTA pass reuses the plain pass's
 
     @property
     def pred(self) -> np.ndarray:  # (N,) int64
@@ -60,34 +61,74 @@ def predictions_cache_file(checkpoint, source, split: str, tta: bool) -> Path:
         f"-v{PRED_CACHE_VERSION}.npz")
 
 
-def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None, batch_size: int = 256,
-                cache: bool = True) -> Predictions:
+def _read_cached(cfile, faces: FaceSet):
+    try:
+        with np.load(cfile, allow_pickle=False) as z:
+            logits, y = z["logits"], z["y"]
+        if len(y) == len(faces) and np.array_equal(y, faces.y):
+            return logits
+    except Exception:
+        pass  # missing or damaged cache: recomputed
+    return None
+
+
+def _probs(logits: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.from_numpy(logits), 1).numpy().astype(np.float32)  # (N, C)
+
+
+def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None, batch_size: int | None = None,
+                cache: bool = True, progress=None) -> Predictions:
     """Probabilities of `model` on every face of a split, in batches; cached on disk per (checkpoint file,
     data source, split, TTA). checkpoint defaults to model.checkpoint["path"]; without a checkpoint file
-    or an on-disk source nothing is cached."""
+    or an on-disk source nothing is cached. TTA reuses the plain pass (cached or computed first) and adds
+    only the mirrored pass. progress(done, total, what) is called after every batch."""
     t0 = time.perf_counter()
     checkpoint = checkpoint or getattr(model, "checkpoint", {}).get("path")
     cfile = None
     if cache and checkpoint and faces.source and os.path.exists(checkpoint) and os.path.exists(faces.source):
         cfile = predictions_cache_file(checkpoint, faces.source, faces.split, tta)
-        if cfile.exists():
-            try:
-                with np.load(cfile, allow_pickle=False) as z:
-                    probs, y = z["probs"], z["y"]
-                if len(y) == len(faces) and np.array_equal(y, faces.y):
-                    return Predictions(probs, faces.y, True, time.perf_counter() - t0)
-            except Exception:
-                pass  # damaged cache: recomputed below
-    logits = torch.from_numpy(predict_logits(model, prep, faces.x, tta=tta, batch_size=batch_size))
-    probs = torch.softmax(logits, 1).numpy().astype(np.float32)  # (N, C)
+        logits = _read_cached(cfile, faces)
+        if logits is not None:
+            return Predictions(_probs(logits), faces.y, True, time.perf_counter() - t0, logits)
+    if tta:
+        plain = predictions(model, prep, faces, False, checkpoint, batch_size, cache,
+                            progress and (lambda d, n, _w: progress(d, 2 * n, "plain pass")))
+        done = 0 if plain.from_cache else len(faces)  # a cached plain pass leaves only the mirror to compute
+        total = len(faces) + done
+        mirror = predict_logits(model, prep, faces.x, batch_size=batch_size, mirror=True,
+                                progress=progress and (lambda d, n: progress(done + d, total, "mirrored pass")))
+        logits = (plain.logits + mirror) / 2
+    else:
+        logits = predict_logits(model, prep, faces.x, batch_size=batch_size,
+                                progress=progress and (lambda d, n: progress(d, n, "faces")))
+    logits = logits.astype(np.float32)  # (N, C)
     if cfile is not None:
         buf = io.BytesIO()
-        np.savez(buf, probs=probs, y=faces.y)
+        np.savez(buf, logits=logits, y=faces.y)
         try:
             atomic_write_bytes(cfile, buf.getvalue())
         except OSError:
             pass  # read-only cache: still correct, just slower next time
-    return Predictions(probs, faces.y, False, time.perf_counter() - t0)
+    return Predictions(_probs(logits), faces.y, False, time.perf_counter() - t0, logits)
+
+
+def precompute(checkpoints, source, split: str = "test", tta: bool = False) -> list[Path]:
+    """Fill the disk cache with the predictions of each checkpoint over a split (the dashboard does this for
+    the shipped checkpoints on the bundled sample at first start, so its first views open at once).
+    Returns the cache files written or found; a checkpoint that does not load is skipped."""
+    from .checkpoint import CheckpointError, load_model
+    from .data import load_split
+
+    faces = load_split(source, split)
+    out = []
+    for ckpt in checkpoints:
+        try:
+            model, prep = load_model(ckpt)
+        except (CheckpointError, OSError):
+            continue
+        predictions(model, prep, faces, tta=tta, checkpoint=ckpt)
+        out.append(predictions_cache_file(ckpt, source, split, tta))
+    return out
 
 
 def predict_proba_face(model, prep, face) -> np.ndarray:

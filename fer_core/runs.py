@@ -85,18 +85,51 @@ class Run:
 
     @property
     def duration(self) -> float | None:
-        """Seconds spent: training time of the finished epochs plus, while active, the time since the last."""
-        train_s = float(self.metrics[-1].get("elapsed", 0.0)) if self.metrics else 0.0
-        if self.active:
-            since = _parse_time(self.metrics[-1].get("time")) if self.metrics else _parse_time(
-                self.status.get("resumed") or self.status.get("started") or self.launch.get("launched"))
+        """Seconds the trainer has spent on this run over all its sessions (status.json's "elapsed", which a
+        resume carries on), plus, while it runs, the time since that was written. Never goes backwards."""
+        spent = self.status.get("elapsed")
+        if spent is None:  # a run from before "elapsed" was recorded: finished epochs only
+            if not self.metrics:
+                return 0.0 if self.active else None
+            spent = self.metrics[-1].get("elapsed", 0.0)
+        spent = float(spent)
+        if self.state == "running":
+            since = self.status.get("updated_ts") or _parse_time(self.status.get("updated"))
             if since is not None:
-                return train_s + max(0.0, time.time() - since)
-        return train_s if self.metrics else None
+                spent += max(0.0, time.time() - float(since))
+        return spent
+
+    @property
+    def progress(self) -> dict:
+        """The epoch in progress: {epoch, step, steps, step_seconds, images_per_s} ({} when none is)."""
+        p = self.status.get("progress")
+        return p if self.state == "running" and isinstance(p, dict) and p.get("steps") else {}
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Training throughput: the epoch in progress, else the last finished epoch's."""
+        v = self.progress.get("images_per_s") or self.status.get("images_per_s") or (
+            self.metrics[-1].get("images_per_s") if self.metrics else None)
+        return float(v) if v else None
+
+    @property
+    def device(self) -> str:
+        return str(self.status.get("device") or self.config.get("device") or self.hyperparameters.get("device") or "")
 
     @property
     def eta(self) -> float | None:
-        return eta_seconds(self.metrics, self.epochs) if self.active else None
+        if not self.active:
+            return None
+        p = self.progress
+        if p and p.get("step_seconds"):
+            return eta_from_progress(p, self.metrics, self.epochs,
+                                     self.status.get("updated_ts") or _parse_time(self.status.get("updated")))
+        return eta_seconds(self.metrics, self.epochs)
+
+    def summary(self) -> str:
+        """State and finished epochs, as the run picker shows them (the runs table and the live panel show the
+        same two; the steps of the epoch in progress go in the live panel only, which polls)."""
+        return f"{self.state} {self.epoch}/{self.epochs}"
 
     @property
     def error(self) -> str | None:
@@ -332,6 +365,47 @@ def eta_seconds(metrics: list[dict], epochs: int, window: int = 5) -> float | No
     recent = secs[-window:]
     left = max(0, int(epochs) - int(metrics[-1]["epoch"]))
     return left * sum(recent) / len(recent)
+
+
+def eta_from_progress(p: dict, metrics: list[dict], epochs: int, updated: float | None) -> float:
+    """Seconds left from within-epoch progress: steps still to run times the measured seconds per step, plus
+    each remaining epoch's evaluation time (measured: epoch seconds - training seconds), less the time since
+    the progress was written, so the estimate moves between updates."""
+    steps, step, epoch = int(p["steps"]), int(p["step"]), int(p["epoch"])
+    steps_left = (steps - step) + max(0, int(epochs) - epoch) * steps
+    evals = [float(m["seconds"]) - float(m["train_seconds"]) for m in metrics
+             if m.get("seconds") is not None and m.get("train_seconds") is not None]
+    per_eval = sum(evals[-5:]) / len(evals[-5:]) if evals else 0.0
+    evals_left = max(0, int(epochs) - epoch) + (1 if step < steps or epoch > len(metrics) else 0)
+    left = steps_left * float(p["step_seconds"]) + evals_left * per_eval
+    if updated is not None:
+        left -= max(0.0, time.time() - updated)
+    return max(0.0, left)
+
+
+def estimate_seconds(runs_list, model: str, model_args: dict, n_train: int, epochs: int):
+    """(seconds, run name, images/s): how long training `model` on `n_train` faces for `epochs` should take
+    here, from the newest run of the same model and arguments on this machine that measured its throughput
+    (training images/s, evaluation and start-up time). None when no such run exists yet."""
+    host = socket.gethostname()
+    for r in runs_list:
+        hp = r.hyperparameters
+        if (hp.get("model") != model or (hp.get("model_args") or {}) != (model_args or {})
+                or (r.status.get("host") or r.launch.get("host")) != host or not r.metrics):
+            continue
+        ips = [m["images_per_s"] for m in r.metrics if m.get("images_per_s")]
+        if not ips:
+            continue
+        rate = sum(ips) / len(ips)
+        evals = [m["seconds"] - m["train_seconds"] for m in r.metrics if m.get("train_seconds") is not None]
+        per_eval = sum(evals) / len(evals) if evals else 0.0
+        # start-up: process start + data load, the time from launch to the first epoch's start
+        startup = 0.0
+        launched, first = _parse_time(r.launch.get("created")), _parse_time(r.metrics[0].get("time"))
+        if launched is not None and first is not None and r.metrics[0].get("seconds") is not None:
+            startup = max(0.0, first - launched - float(r.metrics[0]["seconds"]))
+        return epochs * (n_train / rate + per_eval) + startup, r.name, rate
+    return None
 
 
 def format_seconds(s: float | None) -> str:

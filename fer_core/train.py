@@ -31,6 +31,7 @@ from .models import count_parameters, create_model, list_models
 from .preprocess import NORM_MODES, AugmentConfig, Preprocess, augment_batch, fit_normalization, random_erase
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
 SCHEDULES = ("constant", "cosine", "onecycle", "step")
 
 
@@ -108,8 +109,8 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json(path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+def write_json(path, obj, fsync: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode(), fsync=fsync)
 
 
 def append_jsonl(path, obj) -> None:
@@ -283,13 +284,24 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         log(f"received signal {signum}: stopping after the current step")
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    # status["elapsed"]: wall seconds this run has spent in the trainer over all its sessions, so a resume
+    # continues the count where the stopped process left it (it never goes backwards)
+    clock = {"base": 0.0, "t0": time.time()}
+
+    def touch(fsync=True, **fields):
+        now = time.time()  # "updated_ts": to the ms, so a reader's "elapsed + time since" stays monotone
+        status.update(fields, updated=now_iso(), updated_ts=round(now, 3),
+                      elapsed=round(clock["base"] + now - clock["t0"], 3))
+        write_json(status_path, status, fsync=fsync)
+
     if main:
         run.mkdir(parents=True, exist_ok=True)
         if resume:
             old = json.loads(status_path.read_text()) if status_path.exists() else {}
             status["started"] = old.get("started", status["started"])
+            clock["base"] = float(old.get("elapsed") or 0.0)
             status.update(resumed=now_iso(), epoch=old.get("epoch", 0), best_val_acc=old.get("best_val_acc"))
-        write_json(status_path, status)
+        touch(device=str(device))
 
 
     try:
@@ -334,6 +346,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             start_epoch, best_acc, elapsed = ck["epoch"], ck.get("best_val_acc", -1.0), ck.get("elapsed", 0.0)
+            clock["base"] = max(clock["base"], elapsed)  # a status.json older than the checkpoint's count
             status.update(epoch=start_epoch, best_val_acc=best_acc if best_acc >= 0 else None)
             if main:
                 # epochs after last.pt's (a kill after their metrics were written) are trained again
@@ -341,7 +354,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                 if mfile.exists():
                     keep = [l for l in mfile.read_text().splitlines() if l.strip() and json.loads(l)["epoch"] <= start_epoch]
                     atomic_write_bytes(mfile, "".join(l + "\n" for l in keep).encode())
-                write_json(status_path, status)
+                touch()
             log(f"resumed from epoch {start_epoch} (best val acc {best_acc:.4f})")
         net = model
         if distributed:
@@ -379,6 +392,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             perm = perm[rank::world]  # (per_rank,) this rank's shard
             loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
             bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", main)
+            next_report = t0 + PROGRESS_EVERY
             for s in range(steps_per_epoch):
                 idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 xb, yb = make_batch(x_tr, y_tr, idx, cfg, aug_cfg, prep, gen)
@@ -389,6 +403,15 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                 seen += len(yb)
                 if bar is not None:
                     bar.update(1)
+                now = time.time()
+                if main and now >= next_report:  # within-epoch progress for the dashboard (no fsync: advisory)
+                    next_report = now + PROGRESS_EVERY
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)  # so images/s counts finished work
+                    touch(fsync=False, progress={
+                        "epoch": epoch + 1, "step": s + 1, "steps": steps_per_epoch,
+                        "step_seconds": round((time.time() - t0) / (s + 1), 4),
+                        "images_per_s": round(seen * world / max(time.time() - t0, 1e-6), 1)})
                 stop_now = stop["flag"]
                 if distributed:  # all ranks must leave the loop at the same step
                     t = torch.tensor([float(stop_now)], device=device)
@@ -405,12 +428,14 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                 torch.distributed.all_reduce(t)
                 loss_sum, correct, seen = t[0], t[1], t[2].item()
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+            train_secs = time.time() - t0  # the .item() above waited for the device
             val_loss, val_acc = evaluate_tensors(model, x_va, y_va, prep, cfg.eval_batch_size, device, amp)
             secs = time.time() - t0
             elapsed += secs
             m = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
                  "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 5), "lr": lr, "seconds": round(secs, 3),
-                 "elapsed": round(elapsed, 3), "time": now_iso()}
+                 "elapsed": round(elapsed, 3), "time": now_iso(), "train_seconds": round(train_secs, 3),
+                 "images_per_s": round(seen / max(train_secs, 1e-6), 1)}
             if main:
                 append_jsonl(run / "metrics.jsonl", m)
                 if val_acc > best_acc:
@@ -419,8 +444,10 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                 if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == end_epoch:
                     save_checkpoint(checkpoint(epoch + 1, m, True), run / "last.pt")
                     saved_epoch = epoch + 1
-                status.update(epoch=epoch + 1, updated=now_iso(), best_val_acc=best_acc, last=m)
-                write_json(status_path, status)
+                touch(epoch=epoch + 1, best_val_acc=best_acc, last=m, images_per_s=m["images_per_s"],
+                      progress={"epoch": epoch + 1, "step": steps_per_epoch, "steps": steps_per_epoch,
+                                "step_seconds": round(train_secs / steps_per_epoch, 4),
+                                "images_per_s": m["images_per_s"]})
                 log(f"epoch {epoch + 1}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
                     f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | {secs:.1f}s")
                 if callback is not None and callback(m):
@@ -437,20 +464,20 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                     saved_epoch = epoch + 1
                 break
         if main:
+            status.pop("progress", None)  # no epoch is in progress any more
             if stop["flag"] or (epoch + 1 < cfg.epochs and max_epochs_this_call is None):
-                status.update(state="stopped", updated=now_iso(), epoch=saved_epoch)
+                touch(state="stopped", epoch=saved_epoch)
                 log(f"stopped; last.pt holds epoch {saved_epoch}. Resume with --resume {run}")
             elif end_epoch < cfg.epochs:
-                status.update(state="stopped", updated=now_iso())
+                touch(state="stopped")
             else:
-                status.update(state="completed", updated=now_iso(), finished=now_iso())
+                touch(state="completed", finished=now_iso())
                 log(f"completed {cfg.epochs} epochs; best val acc {best_acc:.4f}; {elapsed:.1f}s training")
-            write_json(status_path, status)
         return run
     except BaseException as e:
         if main and status_path.parent.exists():
-            status.update(state="failed", updated=now_iso(), error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
-            write_json(status_path, status)
+            status.pop("progress", None)
+            touch(state="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
             log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
         raise
     finally:

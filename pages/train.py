@@ -3,6 +3,7 @@
 Everything shown comes from the run directories (fer_core.runs), so runs survive a refresh or a restart.
 """
 import json
+import math
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_common import get_splits, runs_dir, set_active_checkpoint, sidebar
+from app_common import (SAMPLE_DATA, get_class_counts, get_splits, load_settings, runs_dir, save_setting, settings_file,
+                        set_active_checkpoint, sidebar)
 from fer_core import runs
 from fer_core.data import DataError, source_kind
 from fer_core.models import list_models
@@ -25,7 +27,7 @@ ss = st.session_state
 RUNS = runs_dir()
 DEVICES = ["auto"] + runs.available_devices()
 GPU = any(d != "cpu" for d in DEVICES[1:])
-PRESETS = {"quick check (1-2 min on CPU)": "quick", "report recipe (seed_vgg)": "report", "best recipe": "best"}
+PRESETS = {"quick check": "quick", "report recipe (seed_vgg)": "report", "best recipe": "best"}
 POLL_SECONDS = 2.0
 STATE_COLOR = {"queued": "gray", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red",
                "stale": "violet"}
@@ -61,8 +63,18 @@ def form_store(values: dict) -> dict:
     return out
 
 
+def full_data() -> str:
+    """The data a full recipe trains on: the path used for the last launch on full data (remembered in the
+    user's settings file), else the sidebar's source when it is not the bundled sample, else ''."""
+    remembered = load_settings().get("train_data") or ""
+    return remembered or ("" if ctx.data == str(SAMPLE_DATA) else ctx.data)
+
+
 def apply_preset(label: str) -> None:
-    ss["train_options"].update(form_store(preset_values(PRESETS[label])))
+    recipe = PRESETS[label]
+    # the quick check trains on the bundled sample's train split, so it works on a fresh checkout
+    data = str(SAMPLE_DATA) if recipe == "quick" else (full_data() or ss["train_options"].get("data"))
+    ss["train_options"].update(form_store(preset_values(recipe)) | {"data": data})
 
 
 def commit_form() -> None:
@@ -72,8 +84,9 @@ def commit_form() -> None:
             ss["train_options"][k] = ss["tr_" + k]
 
 
-if "train_options" not in ss:  # first visit in this session: the quick check, on the sidebar's data source
-    ss["train_options"] = form_store(preset_values("quick")) | {"data": ctx.data, "device": "auto", "name": ""}
+if "train_options" not in ss:  # first visit in this session: the quick check, on the bundled sample
+    ss["train_options"] = form_store(preset_values("quick")) | {"data": str(SAMPLE_DATA), "device": "auto",
+                                                                "name": ""}
 if ss["train_options"]["device"] not in DEVICES:
     ss["train_options"]["device"] = "auto"
 for _k, _v in ss["train_options"].items():  # (re)fill the widgets before they are drawn
@@ -85,7 +98,36 @@ for col, label in zip(pcols, PRESETS):
     col.button(label, key=f"tr_preset_{PRESETS[label]}", on_click=apply_preset, args=(label,), width="stretch",
                help=", ".join(f"{k}={v}" for k, v in RECIPES[PRESETS[label]].items()))
 
-active = runs.active_runs(RUNS)
+all_runs = runs.list_runs(RUNS)  # for the form (read again below, after a launch)
+active = [r for r in all_runs if r.active]
+
+
+def quick_estimate() -> str:
+    """The quick check's duration measured here (from an earlier run of its model), not a constant."""
+    q = RECIPES["quick"]
+    n_train = min(q.get("max_train_samples") or 10**9, sum(get_class_counts(str(SAMPLE_DATA), "train").values()))
+    est = runs.estimate_seconds(all_runs, q["model"], {}, n_train, q["epochs"])
+    if est is None:
+        return (f"quick check: {q['model']}, {q['epochs']} epochs on the bundled sample's {n_train:,} training "
+                "faces; its duration on this machine is measured by the first run of it")
+    secs, name, rate = est
+    return (f"quick check: about {runs.format_seconds(secs)} on this machine ({rate:,.0f} images/s measured "
+            f"by run {name})")
+
+
+st.caption(quick_estimate())
+with st.expander("Train on the full FER2013 data"):
+    st.markdown(
+        "The quick check trains on the bundled sample (1,201 Training faces; validation on its 656 PublicTest "
+        "faces). For the full data download FER2013 from Kaggle in either form:\n\n"
+        "- **`fer2013.csv`** (or `icml_face_data.csv`, `.csv.gz`): one file with all 35,887 faces and their "
+        "Training / PublicTest / PrivateTest usage;\n"
+        "- **the image-folder zip** (`train/<class>/*.jpg`, `test/<class>/*.jpg`): used as the `.zip` as it is, "
+        "or unpacked into a folder.\n\n"
+        "Put it anywhere (e.g. `data_local/`, which git ignores) and type its path in the sidebar's **Data "
+        "source** or in the form's **Data source** below. The path is remembered for your next sessions in "
+        f"`{settings_file()}` (set `FER_SETTINGS_FILE` to use another file); the report and best recipes then "
+        "start on it.")
 
 with st.form("train_form"):
     c = st.columns(4)
@@ -122,14 +164,13 @@ with st.form("train_form"):
     c = st.columns([3, 1])
     c[0].text_input("Data source", key="tr_data", help="A FER2013 source with a train split (csv, folder, zip, npz)")
     c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + str(RUNS))
-    if active and not GPU:
-        st.warning(f"{len(active)} run(s) already training on this machine's CPU: runs share the cores, so each "
-                   "one will be slower. Launching another is allowed.")
+    if active and not GPU:  # said once, neutrally: a run just resumed is one of these, not a surprise
+        st.caption(f"Training now: {', '.join(r.name for r in active)}. A new run shares the CPU cores with them.")
     submitted = st.form_submit_button("Launch run", type="primary", on_click=commit_form)
 
 if not GPU:
     st.caption("torch finds no GPU here: runs train on the CPU. The report and best recipes are GPU-sized "
-               "(hours to days on a CPU); the quick check takes a minute or two.")
+               "(hours to days on a CPU).")
 
 
 def launch_from_form() -> Path:
@@ -153,7 +194,10 @@ def launch_from_form() -> Path:
         raise runs.LaunchError(f"{data} has no train split (it holds: {', '.join(splits) or 'nothing'}). Training "
                                "needs e.g. the full FER2013 csv, or a folder/zip with train/<class>/ images.")
     opts = {k: v[k] for k in FORM_KEYS} | {"model_args": margs, "data": data, "device": v["device"]}
-    return runs.launch(opts, RUNS, name=(v["name"] or "").strip() or None)
+    run = runs.launch(opts, RUNS, name=(v["name"] or "").strip() or None)
+    if Path(data).resolve() != SAMPLE_DATA.resolve():
+        save_setting("train_data", data)  # the full data's path, for the next session's recipes
+    return run
 
 
 if submitted:
@@ -172,6 +216,8 @@ if submitted:
 # ----------------------------------------------------------------------------------------------
 # live view of one run
 
+# One snapshot of the run folders feeds the picker, the live panel and the runs table, so they agree; the live
+# panel polls on its own and reruns the whole page as soon as any run's state or epoch differs from it.
 all_runs = runs.list_runs(RUNS)
 st.divider()
 st.subheader("Run")
@@ -179,13 +225,19 @@ if not all_runs:
     st.info(f"No runs yet in {RUNS}. Pick a preset above and launch one.")
     st.stop()
 
+def signature(rs) -> list:
+    return [(r.name, r.state, r.epoch) for r in rs]
+
+
 names = [r.name for r in all_runs]
+by_name = {r.name: r for r in all_runs}
 state_of = {r.name: r.state for r in all_runs}
+ss["tr_page_sig"] = signature(all_runs)
 ss["tr_run"] = ss.get("selected_run") if ss.get("selected_run") in names else names[0]
-selected = st.selectbox("Run", names, key="tr_run", format_func=lambda n: f"{n} ({state_of.get(n, '?')})",
+selected = st.selectbox("Run", names, key="tr_run", format_func=lambda n: f"{n} ({by_name[n].summary()})",
                         on_change=lambda: ss.update(selected_run=ss["tr_run"]), label_visibility="collapsed")
 ss["selected_run"] = selected
-ss["tr_live_state"] = state_of[selected]
+ss["tr_snapshot"] = by_name[selected]  # the live panel's first drawing uses the page's own read
 
 
 def curves(metrics: list[dict]) -> go.Figure:
@@ -202,13 +254,15 @@ def curves(metrics: list[dict]) -> go.Figure:
 
 
 def live_view(name: str) -> None:
-    r = runs.read_run(RUNS / name)
-    if not r.path.exists():
+    r = ss.pop("tr_snapshot", None)
+    if r is None or r.name != name:  # a poll of the fragment alone: read the runs again
+        fresh = runs.list_runs(RUNS)
+        if signature(fresh) != ss.get("tr_page_sig"):
+            st.rerun(scope="app")  # a state or epoch changed: redraw picker, table and panel from one read
+        r = next((x for x in fresh if x.name == name), None)
+    if r is None or not r.path.exists():
         st.warning(f"{name} no longer exists.")
         return
-    if ss.get("tr_live_state") in runs.ACTIVE_STATES and not r.active:
-        ss["tr_live_state"] = r.state
-        st.rerun()  # the run just ended: refresh the whole page (runs table, checkpoints) and stop polling
     hp = r.hyperparameters
     st.markdown(f"**{name}** :{STATE_COLOR.get(r.state, 'gray')}-badge[{r.state}]  "
                 f"{hp.get('model', r.config.get('model_name', '?'))} · {hp.get('optimizer', '?')} "
@@ -221,11 +275,17 @@ def live_view(name: str) -> None:
     elif r.state == "stopped" and r.reason:
         st.info(r.reason)
     epochs = max(1, r.epochs)
-    eta = r.eta
-    text = f"epoch {r.epoch}/{r.epochs} · elapsed {runs.format_seconds(r.duration)}"
+    eta, p = r.eta, r.progress
+    done = r.epoch + (p["step"] / p["steps"] if p and p.get("epoch", 0) > r.epoch else 0.0)
+    text = f"epoch {r.epoch}/{r.epochs}"
+    if p and p.get("epoch", 0) > r.epoch:
+        text += f" · epoch {p['epoch']}: step {p['step']}/{p['steps']}"
+    if r.images_per_s:
+        text += f" · {r.images_per_s:,.0f} images/s"
+    text += f" · elapsed {runs.format_seconds(r.duration)}"
     if r.active:
-        text += f" · ETA {runs.format_seconds(eta)}" if eta is not None else " · ETA after the first epochs"
-    st.progress(min(1.0, r.epoch / epochs), text=text)
+        text += f" · ETA {runs.format_seconds(eta)}" if eta is not None else " · ETA after the first steps"
+    st.progress(min(1.0, done / epochs), text=text)
     m = r.metrics[-1] if r.metrics else {}
     c = st.columns(4)
     c[0].metric("Best val acc", f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "-")
@@ -301,37 +361,125 @@ def row(r: runs.Run) -> dict:
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
         + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else ""))
     started = r.status.get("started") or r.launch.get("created")
+    acc, dur, ips = r.best_val_acc, r.duration, r.images_per_s
+    nan = float("nan")  # numbers stay numbers (they sort); a missing one is an empty cell, never "None"
     return {
-        "run": r.name, "state": r.state, "model": hp.get("model", "?"), "epoch": f"{r.epoch}/{r.epochs}",
-        "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer"), "lr": hp.get("lr"),
-        "schedule": hp.get("schedule"), "augmentation": aug, "normalize": hp.get("normalize"),
+        "run": r.name, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}",
+        "best val acc": nan if acc is None else acc, "duration (min)": nan if dur is None else dur / 60,
+        "images/s": nan if ips is None else ips, "device": r.device or "-", "model": hp.get("model", "?"),
+        "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
+        "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": hp.get("max_train_samples") or "all",
-        "best val acc": r.best_val_acc, "duration": runs.format_seconds(r.duration),
         "started": datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") if started else "-",
     }
 
 
 table = pd.DataFrame([row(r) for r in all_runs])
-st.dataframe(table, hide_index=True, width="stretch", key="tr_runs_table", column_config={
-    "best val acc": st.column_config.NumberColumn(format="percent"),
-    "lr": st.column_config.NumberColumn(format="%.4g"),
-})
+NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1f", "{:.1f}"),
+                  "images/s": ("%.0f", "{:,.0f}"), "lr": ("%.4g", "{:.4g}"), "smoothing": ("%g", "{:g}")}
+f = st.columns([2, 2, 1.2, 0.8])
+query = f[0].text_input("Filter runs", key="tr_filter", placeholder="text in any column, e.g. vgg_bn or sgd")
+states = f[1].multiselect("States", runs.STATES, key="tr_states", placeholder="all states")
+sort_by = f[2].selectbox("Sort by", ["started", "best val acc", "duration (min)", "images/s", "run", "state",
+                                     "model", "lr"], key="tr_sort")
+descending = f[3].toggle("Descending", value=True, key="tr_desc")
+shown = table
+if query.strip():
+    hit = table.astype(str).apply(lambda col: col.str.contains(query.strip(), case=False, regex=False))
+    shown = shown[hit.any(axis=1)]
+if states:
+    shown = shown[shown["state"].isin(states)]
+shown = shown.sort_values(sort_by, ascending=not descending, na_position="last", kind="stable")
+# A number column with a gap would show the gap as "None": such a column is shown as text with "-" (the Sort by
+# control still sorts it by its numbers); complete columns stay numbers, sortable from their header too.
+config = {"run": st.column_config.TextColumn(pinned=True),
+          "best val acc": st.column_config.Column(help="Best validation accuracy of any epoch"),
+          "duration (min)": st.column_config.Column(help="Time spent training, over all sessions"),
+          "images/s": st.column_config.Column(help="Training throughput (the epoch in progress, else the last)"),
+          "smoothing": st.column_config.Column("label smoothing")}
+shown = shown.copy()
+for col, (grid_fmt, text_fmt) in NUMBER_FORMATS.items():
+    values = pd.to_numeric(shown[col], errors="coerce")
+    if values.isna().any():
+        shown[col] = [("-" if pd.isna(v) else text_fmt.format(v)) for v in values]
+    else:
+        shown[col] = values
+        old = config.get(col, {})
+        config[col] = st.column_config.NumberColumn(old.get("label"), format=grid_fmt, help=old.get("help"))
+shown = shown.fillna("-")
+st.dataframe(shown, hide_index=True, width="stretch", key="tr_runs_table", column_config=config)
+st.caption(f"{len(shown)} of {len(table)} runs; sort with the control above or by a column's header.")
+
+
+def smooth(values, weight: float):
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first points are not pulled
+    to zero; gaps (NaN) are carried over."""
+    out, last, n = [], 0.0, 0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(float("nan"))
+            continue
+        last, n = last * weight + (1 - weight) * v, n + 1
+        out.append(last / (1 - weight ** n) if weight else v)
+    return out
+
 
 with_metrics = [r.name for r in all_runs if r.metrics]
 if with_metrics:
     default = [n for n in [selected] if n in with_metrics]
     chosen = st.multiselect("Overlay the curves of", with_metrics, default=default, key="tr_compare")
     if chosen:
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy", "validation loss"))
-        by_name = {r.name: r for r in all_runs}
+        logged = sorted({k for n in chosen for m in by_name[n].metrics for k, v in m.items()
+                         if isinstance(v, (int, float)) and k not in ("epoch",)})
+        c = st.columns([2, 2, 1])
+        metric = c[0].selectbox("Metric", logged, key="tr_metric",
+                                index=logged.index("val_acc") if "val_acc" in logged else 0)
+        weight = c[1].slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="tr_smooth")
+        log_y = c[2].checkbox("Log scale", key="tr_log")
+        fig = go.Figure()
         for i, name in enumerate(chosen):
-            df = pd.DataFrame(by_name[name].metrics)
+            ms = by_name[name].metrics
+            ys = [m.get(metric) for m in ms]
+            ys = [float(v) if isinstance(v, (int, float)) else float("nan") for v in ys]
             color = f"hsl({(i * 67) % 360},65%,45%)"
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_acc"], name=name, line=dict(color=color),
-                                     legendgroup=name), row=1, col=1)
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_loss"], name=name, line=dict(color=color),
-                                     legendgroup=name, showlegend=False), row=1, col=2)
+            if weight:  # the raw curve stays visible, faint, under the smoothed one
+                fig.add_trace(go.Scatter(x=[m["epoch"] for m in ms], y=ys, line=dict(color=color), opacity=0.25,
+                                         showlegend=False, legendgroup=name, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=[m["epoch"] for m in ms], y=smooth(ys, weight) if weight else ys, name=name,
+                                     line=dict(color=color), legendgroup=name))
         fig.update_xaxes(title_text="epoch")
-        fig.update_yaxes(tickformat=".0%", row=1, col=1)
+        fig.update_yaxes(title_text=metric, type="log" if log_y else "linear",
+                         tickformat=".0%" if metric.endswith("_acc") and not log_y else None)
         fig.update_layout(height=340, margin=dict(l=0, r=0, t=30, b=0))
         st.plotly_chart(fig, width="stretch", key="tr_compare_chart")
+
+# hyperparameters against the best validation accuracy, as W&B's parallel-coordinates panel
+scored = [r for r in all_runs if r.best_val_acc is not None]
+if len(scored) >= 2:
+    st.markdown("**Hyperparameters vs best validation accuracy**")
+    models = sorted({r.hyperparameters.get("model", "?") for r in scored})
+    opts = sorted({r.hyperparameters.get("optimizer", "?") for r in scored})
+
+    def num(r, k, default=0.0):
+        v = r.hyperparameters.get(k)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+    dims = [
+        dict(label="model", values=[models.index(r.hyperparameters.get("model", "?")) for r in scored],
+             tickvals=list(range(len(models))), ticktext=models),
+        dict(label="optimizer", values=[opts.index(r.hyperparameters.get("optimizer", "?")) for r in scored],
+             tickvals=list(range(len(opts))), ticktext=opts),
+        dict(label="log10 lr", values=[math.log10(num(r, "lr", 1e-3)) for r in scored]),
+        dict(label="batch", values=[num(r, "batch_size") for r in scored]),
+        dict(label="epochs", values=[num(r, "epochs") for r in scored]),
+        dict(label="label smoothing", values=[num(r, "label_smoothing") for r in scored]),
+        dict(label="rotation", values=[num(r, "rotation") if r.hyperparameters.get("augment", True) else 0.0
+                                       for r in scored]),
+        dict(label="train faces", values=[num(r, "max_train_samples", float(r.config.get("data", {}).get(
+            "train_size") or 0)) for r in scored]),
+        dict(label="best val acc", values=[r.best_val_acc for r in scored]),
+    ]
+    fig = go.Figure(go.Parcoords(line=dict(color=[r.best_val_acc for r in scored], colorscale="Viridis",
+                                           showscale=True, colorbar=dict(title="best val acc")), dimensions=dims))
+    fig.update_layout(height=360, margin=dict(l=40, r=40, t=40, b=20))
+    st.plotly_chart(fig, width="stretch", key="tr_parcoords")

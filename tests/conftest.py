@@ -14,6 +14,16 @@ sys.path.insert(0, str(ROOT))
 
 # keep decoded-data caches of the tests away from the user's cache
 os.environ.setdefault("FER_CACHE_DIR", str(ROOT / ".cache" / "test-data"))
+# no background warm-up of the prediction cache in test processes (tests call interpret.precompute directly)
+os.environ.setdefault("FER_PRECOMPUTE", "0")
+
+
+@pytest.fixture(autouse=True)
+def user_settings(tmp_path, monkeypatch):
+    """Each test gets its own user settings file (the dashboard remembers the data path there)."""
+    path = tmp_path / "settings.json"
+    monkeypatch.setenv("FER_SETTINGS_FILE", str(path))
+    return path
 
 
 def synthetic_faces(n: int, seed: int = 0, noise: float = 40.0):

@@ -122,13 +122,18 @@ def test_sidebar_choices_persist_across_pages(app, synth_npz):
     assert any(c.value.startswith("Device:") for c in at.sidebar.caption)
 
 
-def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices(app, runs_dir, synth_npz):
+def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices(app, runs_dir, synth_npz,
+                                                                                   tmp_path):
+    from tests.conftest import synthetic_faces, write_npz
+
+    test_only = write_npz(tmp_path / "test_only.npz", {"test": synthetic_faces(70, 3)})
     at = app.run()
     at.switch_page("pages/train.py").run()
     no_exception(at)
-    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the sidebar's source
+    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     devices = at.selectbox(key="tr_device").options
     assert ("cuda" in devices) == torch.cuda.is_available() and "cpu" in devices
+    at.text_input(key="tr_data").input(str(test_only))
     at.button(key="FormSubmitter:train_form-Launch run").click().run()
     no_exception(at)
     assert any("has no train split" in e for e in texts(at, "error"))
@@ -190,3 +195,140 @@ def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
     no_exception(at)
     assert not (runs_dir / "long").exists()
     assert any("No runs yet" in i for i in texts(at, "info"))
+
+
+def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, user_settings):
+    # a fresh checkout: no data anywhere but the repository; the quick check is the form's default
+    at = app.run()
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    sample = ROOT / "samples" / "fer2013_sample.npz"
+    assert at.text_input(key="tr_data").value == str(sample)
+    assert any("measured by the first run" in c.value for c in at.caption)  # no duration claimed before
+    at.number_input(key="tr_epochs").set_value(1)  # the preset's model, data and sizes, one epoch to be quick
+    at.text_input(key="tr_name").input("qc")
+    launch(at)
+    poll(at, lambda a: ":green-badge[completed]" in run_badge(a), timeout=240, what="the quick check")
+    r = runs.read_run(runs_dir / "qc")
+    assert r.config["data"]["source"] == str(sample.resolve()) and r.config["data"]["train_size"] == 1201
+    assert r.config["data"]["val_size"] == 656 and r.hyperparameters["model"] == "mini_cnn"
+    # the next estimate is measured from this run
+    assert any("on this machine" in c.value and "measured by run qc" in c.value for c in at.caption)
+    assert "train_data" not in runs_settings(user_settings)  # the sample is not remembered as "full data"
+
+
+def runs_settings(path):
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_data_paths_are_remembered_across_sessions(runs_dir, synth_npz, user_settings):
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at.sidebar.text_input(key="_sb_data").input(str(synth_npz)).run()
+    no_exception(at)
+    assert runs_settings(user_settings)["data_source"] == str(synth_npz)
+    at = train_page(at, synth_npz)
+    at.number_input(key="tr_epochs").set_value(1)
+    launch(at)
+    assert runs_settings(user_settings)["train_data"] == str(synth_npz)
+    # a new session (another browser tab, a restart) starts from the remembered paths
+    again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    no_exception(again)
+    assert again.sidebar.text_input(key="_sb_data").value == str(synth_npz)
+    again.switch_page("pages/train.py").run()
+    assert again.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
+    again.button(key="tr_preset_best").click().run()
+    assert again.text_input(key="tr_data").value == str(synth_npz)  # full recipes start on the full data
+    runs.wait(next(iter(runs.list_runs(runs_dir))).path, timeout=120)
+
+
+def agree(at):
+    """The run picker, the live panel and the runs table tell the same state and epoch; returns the state."""
+    name = at.selectbox(key="tr_run").value
+    label = next(o for o in at.selectbox(key="tr_run").options if o.startswith(name + " ("))
+    badge = run_badge(at)
+    state = badge.split("-badge[", 1)[1].split("]", 1)[0]
+    bar = at.get("progress")[0].proto.text
+    row = at.dataframe[0].value.set_index("run").loc[name]
+    assert label == f"{name} ({state} {row['epoch']})", (label, badge, row["epoch"])
+    assert row["state"] == state and bar.startswith(f"epoch {row['epoch']}"), (badge, bar, dict(row))
+    return state
+
+
+@pytest.fixture
+def stop_runs_after(runs_dir):
+    """A long run must not outlive its test, even a failed one."""
+    yield
+    for r in runs.list_runs(runs_dir):
+        if r.active:
+            runs.stop(r.path)
+            runs.wait(r.path, timeout=60)
+
+
+def test_picker_panel_and_table_agree_at_every_poll_and_resume_is_quiet(app, runs_dir, synth_npz, stop_runs_after):
+    at = train_page(app.run(), synth_npz)
+    at.number_input(key="tr_epochs").set_value(200)
+    at.number_input(key="tr_max_train_samples").set_value(700)
+    at.number_input(key="tr_batch_size").set_value(8)
+    at.text_input(key="tr_name").input("agree")
+    launch(at)
+    states = [agree(at)]
+    in_epoch = False
+    end = time.time() + 120
+    while time.time() < end and not (in_epoch and runs.read_run(runs_dir / "agree").epoch >= 1):
+        time.sleep(0.4)
+        at.run()
+        no_exception(at)
+        states.append(agree(at))
+        in_epoch = in_epoch or "step " in at.get("progress")[0].proto.text
+    assert "running" in states and in_epoch, states
+    bar = at.get("progress")[0].proto.text
+    assert "images/s" in bar and "ETA" in bar and "elapsed" in bar
+    at.button(key="tr_stop").click().run()
+    poll(at, lambda a: agree(a) == "stopped", what="the run to stop")
+    if not runs.read_run(runs_dir / "agree").resumable:
+        return
+    at.button(key="tr_resume").click().run()
+    no_exception(at)
+    assert not any("already training" in w for w in texts(at, "warning")), texts(at, "warning")
+    assert agree(at) in ("queued", "running")
+    poll(at, lambda a: agree(a) == "running", what="the resumed run")
+    at.button(key="tr_stop").click().run()
+    poll(at, lambda a: agree(a) == "stopped", what="the resumed run to stop")
+
+
+def test_runs_table_filters_and_curves_of_any_metric(app, runs_dir, synth_npz):
+    for name, lr in (("a-adam", 0.01), ("b-adam", 0.001)):
+        run = runs.launch({"data": str(synth_npz), "model": "mini_cnn", "model_args": {"width": 8}, "epochs": 2,
+                           "batch_size": 32, "max_train_samples": 140, "augment": False, "normalize": "global",
+                           "device": "cpu", "lr": lr, "optimizer": "adam"}, runs_dir, name=name)
+        runs.wait(run, timeout=120)
+    at = app.run()
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table.columns[:6]) == ["run", "state", "epoch", "best val acc", "duration (min)", "images/s"]
+    assert set(table["device"]) == {"cpu"} and (table["images/s"] > 0).all() and (table["duration (min)"] > 0).all()
+    assert not table.isna().any().any() and not table.astype(str).isin(["None", "nan"]).any().any()
+    at.selectbox(key="tr_sort").select("lr").run()
+    at.toggle(key="tr_desc").set_value(False).run()
+    assert list(at.dataframe[0].value["run"]) == ["b-adam", "a-adam"]  # lr 0.001 before 0.01
+    at.text_input(key="tr_filter").input("b-ad").run()
+    assert list(at.dataframe[0].value["run"]) == ["b-adam"]
+    at.text_input(key="tr_filter").input("").run()
+    at.multiselect(key="tr_states").select("failed").run()
+    assert len(at.dataframe[0].value) == 0
+    at.multiselect(key="tr_states").unselect("failed").run()
+    at.multiselect(key="tr_compare").select("a-adam").run()
+    assert "images_per_s" in at.selectbox(key="tr_metric").options and at.selectbox(key="tr_metric").value == "val_acc"
+    at.selectbox(key="tr_metric").select("train_loss").run()
+    at.slider(key="tr_smooth").set_value(0.6).run()
+    at.checkbox(key="tr_log").check().run()
+    no_exception(at)
+    import json
+
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    compare = next(f for f in figs if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "train_loss")
+    assert compare["layout"]["yaxis"]["type"] == "log" and len(compare["data"]) == 4  # raw + smoothed per run
+    assert any(d.get("type") == "parcoords" for f in figs for d in f["data"])  # hyperparameters vs accuracy

@@ -29,7 +29,8 @@ sync_api = require_browser()
 def server(tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("e2e-runs")
     log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
-    with dashboard_server(log, FER_RUNS_DIR=str(runs_dir)) as url:
+    settings = tmp_path_factory.mktemp("e2e-settings") / "settings.json"  # a first-time user: nothing remembered
+    with dashboard_server(log, FER_RUNS_DIR=str(runs_dir), FER_SETTINGS_FILE=str(settings)) as url:
         yield {"url": url, "runs": runs_dir, "log": log}
 
 
@@ -72,7 +73,7 @@ def slug(href: str) -> str:
     return href.rstrip("/").rsplit("/", 1)[-1] or "home"
 
 
-def test_every_page_renders_and_a_quick_run_completes(server, page, synth_npz):
+def test_every_page_renders_and_a_quick_run_completes(server, page):
     # a fresh server and session opened on a page URL (a bookmark, a refresh) must still get dashboard.py's
     # navigation, not Streamlit's automatic one over the files in pages/
     page.goto(server["url"] + "/train")
@@ -94,7 +95,7 @@ def test_every_page_renders_and_a_quick_run_completes(server, page, synth_npz):
         settle(page)
         assert_no_exception(page, title)
         if title == "Train":
-            run_quick(page, synth_npz)
+            run_quick(page)
             assert_no_exception(page, title)
         if name != "video":  # test_e2e_video.py shoots it with a clip loaded
             shot(page, name)
@@ -110,12 +111,14 @@ def test_every_page_renders_and_a_quick_run_completes(server, page, synth_npz):
     assert "Traceback" not in server["log"].read_text()
 
 
-def run_quick(page, data):
-    page.get_by_role("button", name="quick check (1-2 min on CPU)").click()
+def run_quick(page):
+    """The quick check on its default data, the bundled sample's train split (no data outside the checkout)."""
+    page.get_by_role("button", name="quick check", exact=True).click()
     settle(page)
     form = page.locator('[data-testid="stForm"]')
+    assert form.get_by_label("Data source", exact=True).input_value().endswith("samples/fer2013_sample.npz")
     for label, value in (("Model arguments (JSON)", '{"width": 8}'), ("Epochs", "2"), ("Batch size", "32"),
-                         ("Training samples", "200"), ("Data source", str(data)), ("Run name", "e2e-quick")):
+                         ("Training samples", "200"), ("Run name", "e2e-quick")):
         field = form.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")

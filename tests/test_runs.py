@@ -211,3 +211,54 @@ def test_eta_and_durations():
     assert runs.eta_seconds([], 10) is None and runs.eta_seconds(ms, 3) == 0
     assert runs.format_seconds(None) == "-" and runs.format_seconds(75) == "1m 15s"
     assert runs.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runs.format_seconds(3 * 86400) == "3d 00h"
+
+
+def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, synth_npz):
+    # 700 faces in batches of 8: epochs of 88 steps, long enough for in-epoch status updates
+    run = runs.launch(tiny(synth_npz, epochs=40, batch_size=8, max_train_samples=None), tmp_path, name="long")
+    r = wait_for(lambda: (lambda x: x if x.progress and x.progress["step"] < x.progress["steps"] else None)(
+        runs.read_run(run)), 120, "progress inside an epoch")
+    p = r.progress
+    assert r.state == "running" and p["steps"] == 88 and p["epoch"] == r.epoch + 1
+    assert p["images_per_s"] > 0 and r.images_per_s == p["images_per_s"] and r.device == "cpu"
+    eta1 = r.eta
+    time.sleep(1.2)
+    eta2 = runs.read_run(run).eta
+    assert eta1 is not None and eta2 is not None and eta1 != eta2  # moves within the epoch, not frozen
+    wait_for(lambda: runs.read_run(run).epoch >= 1, 120, "the first epoch")
+    seen = []
+    for _ in range(3):
+        seen.append(runs.read_run(run).duration)
+        time.sleep(0.3)
+    assert runs.stop(run)
+    stopped = runs.wait(run, timeout=60)
+    assert stopped.progress == {} and "progress" not in stopped.status
+    seen.append(stopped.duration)
+    assert seen == sorted(seen) and stopped.duration == stopped.status["elapsed"]
+    m = stopped.metrics[-1]
+    assert m["images_per_s"] > 0 and 0 < m["train_seconds"] <= m["seconds"]
+    runs.resume(run)
+    queued = runs.read_run(run)
+    assert queued.duration >= stopped.duration  # the resumed run starts from the time already spent
+    for _ in range(4):
+        d = runs.read_run(run).duration
+        assert d >= seen[-1], (d, seen)  # never backwards (the issue saw 3m21s -> 2m28s)
+        seen.append(d)
+        time.sleep(0.5)
+    runs.stop(run)
+    final = runs.wait(run, timeout=60)
+    assert final.status["elapsed"] >= stopped.status["elapsed"]
+    # the quick check's duration is estimated from this machine's measured throughput of the same model
+    est = runs.estimate_seconds(runs.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
+    assert est is not None and est[1] == "long" and est[0] > 0 and est[2] > 0
+    assert runs.estimate_seconds(runs.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
+
+
+def test_eta_from_progress_counts_steps_and_evaluations():
+    ms = [{"epoch": 1, "seconds": 12.0, "train_seconds": 10.0}]
+    p = {"epoch": 2, "step": 5, "steps": 10, "step_seconds": 1.0}
+    # 5 steps left in epoch 2 + 10 in epoch 3, and 2 evaluations of 2 s each
+    assert runs.eta_from_progress(p, ms, 3, None) == pytest.approx(15 + 4)
+    later = runs.eta_from_progress(p, ms, 3, time.time() - 3)
+    assert later == pytest.approx(16, abs=0.5)  # less the time since the progress was written
+    assert runs.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
