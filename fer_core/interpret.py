@@ -17,7 +17,8 @@ import torch.nn as nn
 from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, source_key
 from .evaluate import metrics
 from .inference import predict_logits
-from .saliency import (METHOD_NAMES, METHODS, REGIONS, SANITY_MAX_RHO, ClassAverage, area_shares,  # noqa: F401
+from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, REGIONS, SANITY_MAX_RHO,  # noqa: F401
+                       ClassAverage, area_shares,
                        attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
                        randomized_model, region_masks, region_shares, saliency, spearman, trust)
 
