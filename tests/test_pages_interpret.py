@@ -38,6 +38,11 @@ def ok(at):
     return at
 
 
+def box(at, label_start: str):
+    """The selectbox whose label starts so (face and cell pickers are keyed by the checkpoint and data)."""
+    return next(s for s in at.selectbox if s.label.startswith(label_start))
+
+
 def png(face) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(face).resize((96, 96)).save(buf, "PNG")
@@ -57,7 +62,7 @@ def test_confusion_page_cell_gallery_and_explain(page, preds, tiny_checkpoint):
     assert not at.image  # no cell chosen yet
     # choose the cell of class 3 (the chart click sets the same selectbox)
     cell = interpret.cell_samples(preds, 3, 3)
-    ok(at.selectbox(key="cm_cell").set_value((3, 3)).run())
+    ok(box(at, "Cell").set_value((3, 3)).run())
     assert f"{len(cell)} faces" in at.subheader[0].value
     assert len(at.image) == min(18, len(cell)) and at.image[0].captions[0].startswith(f"#{cell[0]} ")
     # "Explain" stores the face for the Saliency page (switching pages needs the dashboard's navigation)
@@ -66,7 +71,7 @@ def test_confusion_page_cell_gallery_and_explain(page, preds, tiny_checkpoint):
     assert sent["index"] == cell[1] and sent["split"] == "test"
     # an empty cell: a message, no gallery
     empty = next((i, j) for i in range(7) for j in range(7) if interpret.cell_samples(preds, i, j).size == 0)
-    ok(at.selectbox(key="cm_cell").set_value(empty).run())
+    ok(box(at, "Cell").set_value(empty).run())
     assert any("No face of class" in i.value for i in at.info) and not at.image
     ok(at.radio(key="cm_view").set_value("Row-normalized (recall)").run())
 
@@ -89,20 +94,20 @@ def test_saliency_page_pickers(page, preds):
     at = ok(page("saliency"))
     assert at.radio(key="sal_mode").options[0] == "By class"
     ok(at.selectbox(key="sal_class").set_value(6).run())
-    face_box = at.selectbox(key="sal_face_class")
+    face_box = box(at, "Face (")
     assert face_box.options and all("true neutral" in o for o in face_box.options)
     assert len(face_box.options) == int((preds.true == 6).sum())
     # confusion cell: a cell with faces lists them, an empty one says so
     ok(at.radio(key="sal_mode").set_value("Confusion cell").run())
     ok(at.selectbox(key="sal_cell_true").set_value(1).run())
     ok(at.selectbox(key="sal_cell_pred").set_value(1).run())
-    assert len(at.selectbox(key="sal_face_cell").options) == interpret.cell_samples(preds, 1, 1).size
+    assert len(box(at, "Face (").options) == interpret.cell_samples(preds, 1, 1).size
     empty = next(j for j in range(7) if interpret.cell_samples(preds, 1, j).size == 0)
     ok(at.selectbox(key="sal_cell_pred").set_value(empty).run())
     assert any("No face in this split matches" in i.value for i in at.info)
     ok(at.radio(key="sal_mode").set_value("Correct / incorrect").run())
     ok(at.radio(key="sal_ok").set_value("Correct").run())
-    assert all("✓" in o for o in at.selectbox(key="sal_face_ok").options)
+    assert all("✓" in o for o in box(at, "Face (").options)
     ok(at.radio(key="sal_mode").set_value("Random").run())
     first = at.image[0].captions[0]
     ok(at.button(key="sal_random_btn").click().run())
@@ -169,7 +174,7 @@ def test_explain_opens_the_face_in_the_saliency_page(tiny_checkpoint, synth_npz,
     # AppTest drops the first widget value set after switch_page (the widgets were registered under the page
     # hash of the switch); a browser does not (checked with playwright). One plain rerun settles it.
     ok(at.run())
-    ok(at.selectbox(key="cm_cell").set_value((0, 0)).run())
+    ok(box(at, "Cell").set_value((0, 0)).run())
     k = int(interpret.cell_samples(preds, 0, 0)[2])
     ok(at.button(key=f"cm_explain_{k}").click().run())
     assert at.title[0].value == "Saliency"
