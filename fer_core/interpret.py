@@ -242,6 +242,13 @@ def overlay(face, smap, alpha: float = 0.5, cmap: str = "jet", scale: int = 4) -
     return upscale(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), scale)
 
 
+def colorbar(cmap: str = "jet", width: int = 192, height: int = 12, symmetric: bool = False) -> np.ndarray:
+    """The colour scale of a heat map as a horizontal strip (height, width, 3) uint8, low on the left; with
+    `symmetric`, the middle is 0 (for weight maps on a -lim..lim scale). Shown beside maps as their legend."""
+    ramp = np.linspace(-1 if symmetric else 0, 1, width)[None].repeat(height, 0)  # (height, width)
+    return colorize(ramp, cmap, -1 if symmetric else 0, 1)
+
+
 def upscale(img, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement so small maps stay crisp in the browser."""
     img = np.asarray(img)
@@ -276,7 +283,13 @@ def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridi
     return mosaic(np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)]), ncols, pad=2)
 
 
-REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255)}
+# one colour per region, used by both the region diagram and the region-share charts
+REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255), "other": (150, 150, 150)}
+
+
+def region_hex() -> dict[str, str]:
+    """REGION_COLORS as '#rrggbb' strings, for chart libraries."""
+    return {k: "#%02x%02x%02x" % c for k, c in REGION_COLORS.items()}
 
 
 def region_image(face) -> np.ndarray:

@@ -38,8 +38,8 @@ restore(cell_key, "cell", parse_cell, lambda c: c is None or (0 <= c[0] < len(CL
 c1, c2 = st.columns([2, 1])
 view = c1.radio("Values", list(VIEWS.values()), horizontal=True, key="cm_view")
 tta = c2.toggle("TTA (average with the mirrored face)", key="cm_tta")
-keep("cm_view", "values", next(k for k, v in VIEWS.items() if v == view))
-keep("cm_tta", "tta", "1" if tta else None)
+keep("cm_view", "values", view, lambda v: next(k for k, name in VIEWS.items() if name == v))
+keep("cm_tta", "tta", True if tta else None, lambda v: "1")
 preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split, tta)
 counts, norm = interpret.confusion(preds.true, preds.pred)
 acc = float((preds.true == preds.pred).mean())
@@ -98,7 +98,7 @@ cell = st.selectbox(
     format_func=lambda c: "choose a cell, or click one above" if c is None
     else f"{CLASSES[c[0]]} → {CLASSES[c[1]]} · {counts[c]} faces",
 )
-keep("cm_cell", "cell", None if cell is None else f"{CLASSES[cell[0]]}-{CLASSES[cell[1]]}")
+keep("cm_cell", "cell", cell, lambda c: f"{CLASSES[c[0]]}-{CLASSES[c[1]]}")
 
 
 def open_in_saliency(idx: int) -> None:

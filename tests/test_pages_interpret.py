@@ -79,7 +79,7 @@ def test_confusion_page_cell_gallery_and_explain(page, preds, tiny_checkpoint):
 def test_saliency_page_from_confusion_matrix_with_trust_scores(page, preds, synth_npz):
     k = int(interpret.cell_samples(preds, 5, 5)[0])
     at = ok(page("saliency", saliency_face={"data": str(synth_npz), "split": "test", "index": k}))
-    assert at.radio(key="sal_mode").value == "From Confusion Matrix"
+    assert at.radio(key="sal_mode").value == "sent"
     assert at.image[0].captions[0].startswith(f"#{k} ")
     labels = [m.label for m in at.metric]
     assert labels.count("Faithfulness") == 2 and labels.count("Randomization ρ") == 2  # vanilla + Grad-CAM
@@ -98,17 +98,17 @@ def test_saliency_page_pickers(page, preds):
     assert face_box.options and all("true neutral" in o for o in face_box.options)
     assert len(face_box.options) == int((preds.true == 6).sum())
     # confusion cell: a cell with faces lists them, an empty one says so
-    ok(at.radio(key="sal_mode").set_value("Confusion cell").run())
+    ok(at.radio(key="sal_mode").set_value("cell").run())
     ok(at.selectbox(key="sal_cell_true").set_value(1).run())
     ok(at.selectbox(key="sal_cell_pred").set_value(1).run())
     assert len(box(at, "Face (").options) == interpret.cell_samples(preds, 1, 1).size
     empty = next(j for j in range(7) if interpret.cell_samples(preds, 1, j).size == 0)
     ok(at.selectbox(key="sal_cell_pred").set_value(empty).run())
     assert any("No face in this split matches" in i.value for i in at.info)
-    ok(at.radio(key="sal_mode").set_value("Correct / incorrect").run())
+    ok(at.radio(key="sal_mode").set_value("ok").run())
     ok(at.radio(key="sal_ok").set_value("Correct").run())
     assert all("✓" in o for o in box(at, "Face (").options)
-    ok(at.radio(key="sal_mode").set_value("Random").run())
+    ok(at.radio(key="sal_mode").set_value("random").run())
     first = at.image[0].captions[0]
     ok(at.button(key="sal_random_btn").click().run())
     assert at.image[0].captions[0] != first or len(preds) == 1
@@ -116,7 +116,7 @@ def test_saliency_page_pickers(page, preds):
 
 def test_saliency_page_upload_and_class_averages(page, preds, synth_npz):
     at = ok(page("saliency"))
-    ok(at.radio(key="sal_mode").set_value("Upload").run())
+    ok(at.radio(key="sal_mode").set_value("upload").run())
     assert not at.image  # nothing uploaded yet: no face, but the class averages still work
     ok(at.toggle(key="avg_on").set_value(True).run())
     ok(at.slider(key="avg_per_class").set_value(5).run())
@@ -178,7 +178,7 @@ def test_explain_opens_the_face_in_the_saliency_page(tiny_checkpoint, synth_npz,
     k = int(interpret.cell_samples(preds, 0, 0)[2])
     ok(at.button(key=f"cm_explain_{k}").click().run())
     assert at.title[0].value == "Saliency"
-    assert at.radio(key="sal_mode").value == "From Confusion Matrix"
+    assert at.radio(key="sal_mode").value == "sent"
     assert at.image[0].captions[0].startswith(f"#{k} ")
 
 
