@@ -98,6 +98,8 @@ with tab_face:
                     "origin": "link"}
         except (KeyError, ValueError):
             sent = None
+    if sent and "view" not in sent:
+        sent = {**sent, "view": vid}  # sent without one (from code or a test): it belongs to the current view
     if sent and ((sent.get("data"), sent.get("split")) != (ctx.data, ctx.split) or sent.get("view", vid) != vid
                  or not 0 <= int(sent["index"]) < len(faces)):
         sent = None  # sent for another checkpoint, data source or split: its origin no longer holds

@@ -204,3 +204,115 @@ def test_pages_explain_a_model_without_conv_layers(page, synth_npz, tmp_path, mo
     assert [m.label for m in at.metric].count("Faithfulness") >= 1  # the vanilla gradient still works
     at = ok(page("filters", active_checkpoint=str(ckpt)))
     assert len(at.error) == 1 and "no convolutional first layer" in at.error[0].value
+
+
+# ---------------------------------------------------------------- switches and the URL
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(synth_npz, tmp_path_factory):
+    """A second, differently trained tiny model: a checkpoint switch changes the predictions."""
+    from fer_core.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(synth_npz), model="mini_cnn", model_args={"width": 8}, epochs=1, batch_size=32,
+                      max_train_samples=140, lr=0.01, optimizer="adam", augment=False, normalize="global",
+                      device="cpu", seed=1)
+    return train(cfg, out_dir=str(tmp_path_factory.mktemp("other-runs")), run_dir="other") / "best.pt"
+
+
+def labels_of(ckpt, synth_npz):
+    model, prep = load_model(ckpt)
+    p = interpret.predictions(model, prep, load_split(synth_npz, "test"), cache=False)
+    return p, {k: f"#{k} · true {interpret.CLASSES[t]} · pred {interpret.CLASSES[q]} {p.probs[k, q]:.2f} "
+                  + ("✓" if q == t else "✗") for k, (t, q) in enumerate(zip(p.true, p.pred))}
+
+
+def test_a_checkpoint_switch_leaves_no_stale_label(page, tiny_checkpoint, other_checkpoint, synth_npz):
+    before, want_before = labels_of(tiny_checkpoint, synth_npz)
+    after, want_after = labels_of(other_checkpoint, synth_npz)
+    k_sent = int(np.flatnonzero(before.true == 3)[0])
+    at = ok(page("saliency", saliency_face={"data": str(synth_npz), "split": "test", "index": k_sent,
+                                            "origin": "confusion cell happy → happy"},
+                  sal_methods=["vanilla"], sal_trust=False))
+    ok(at.radio(key="sal_mode").set_value("class").run())
+    ok(at.selectbox(key="sal_class").set_value(3).run())
+    faces = box(at, "Face (")
+    assert faces.options == [want_before[k] for k in np.flatnonzero(before.true == 3)]
+    chosen = int(np.flatnonzero(before.true == 3)[2])
+    ok(faces.set_value(chosen).run())
+    # switch the active checkpoint (what the sidebar or the Train page's "use" does) and rerun
+    at.session_state["active_checkpoint"] = str(other_checkpoint)
+    ok(at.run())
+    faces = box(at, "Face (")
+    assert faces.options == [want_after[k] for k in np.flatnonzero(after.true == 3)]
+    assert faces.value == chosen  # the face still exists in this data: kept, relabelled
+    assert at.image[0].captions[0] == want_after[chosen]
+    assert set(want_before.values()) != set(want_after.values())  # the switch did change the predictions
+    # the face sent from the Confusion Matrix under the old model is gone with its origin
+    assert "saliency_face" not in at.session_state and "sent" not in at.radio(key="sal_mode").options
+
+    # the Confusion Matrix's cell picker: counts of the new model
+    cm = ok(page("confusion_matrix"))
+    ok(box(cm, "Cell").set_value((3, 3)).run())
+    cm.session_state["active_checkpoint"] = str(other_checkpoint)
+    ok(cm.run())
+    counts_after, _ = interpret.confusion(after.true, after.pred)
+    cell = box(cm, "Cell")
+    assert cell.value == (3, 3) and f"happy → happy · {counts_after[3, 3]} faces" in cell.options
+    assert f"{len(interpret.cell_samples(after, 3, 3))} faces" in cm.subheader[0].value
+
+
+def test_query_parameters_restore_the_views(tiny_checkpoint, synth_npz, preds, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
+
+    def open_link(name, **params):  # a new session opened on a shared URL
+        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+        at.session_state["active_checkpoint"] = str(tiny_checkpoint)
+        at.session_state["data_source"] = str(synth_npz)
+        at.query_params.update(params)
+        return ok(at.run())
+
+    at = open_link("confusion_matrix", values="recall", tta="1", cell="fear-sad")
+    assert at.radio(key="cm_view").value == "Row-normalized (recall)" and at.toggle(key="cm_tta").value
+    assert box(at, "Cell").value == (2, 4) and "True fear, predicted sad" in at.subheader[0].value
+    # choosing writes the view back to the URL
+    ok(box(at, "Cell").set_value((3, 3)).run())
+    assert at.query_params["cell"] == ["happy-happy"] or at.query_params["cell"] == "happy-happy"
+    # a link that no longer fits (a class that does not exist) falls back to the defaults, without an error
+    bad = open_link("confusion_matrix", cell="joy-sad", values="nonsense")
+    assert box(bad, "Cell").value is None and bad.radio(key="cm_view").value == "Counts"
+
+    cand = interpret.cell_samples(preds, 2, 2)
+    k = int(cand[1])
+    at = open_link("saliency", pick="cell", true="fear", pred="fear", face=str(k),
+                   methods="deeplift,gradcam_pp,gradient_shap", baseline="blur", noise="0.3", samples="8",
+                   trust="0", alpha="0.7")
+    assert at.radio(key="sal_mode").value == "cell"
+    assert box(at, "Face (").value == k and at.image[0].captions[0].startswith(f"#{k} ")
+    assert at.multiselect(key="sal_methods").value == ["deeplift", "gradcam_pp", "gradient_shap"]
+    assert at.selectbox(key="sal_baseline").value == "blur" and at.slider(key="sal_noise").value == 0.3
+    assert at.slider(key="sal_samples").value == 8 and at.slider(key="sal_alpha").value == 0.7
+    assert not at.toggle(key="sal_trust").value and not at.metric  # no trust scores asked for
+    shown = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert shown[0] == "**DeepLift** · baseline blur" and shown[1] == "**Grad-CAM++**"
+    assert shown[2].startswith("**GradientSHAP** · baseline blur") and "noise 0.3" in shown[2]
+    assert sum("(predicted)" in c for im in at.image for c in im.captions) == 3  # one map per method
+
+
+def test_the_cell_is_kept_when_coming_back_from_saliency(tiny_checkpoint, synth_npz, preds, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.session_state["active_checkpoint"] = str(tiny_checkpoint)
+    at.session_state["data_source"] = str(synth_npz)
+    ok(at.run())
+    ok(at.switch_page("pages/confusion_matrix.py").run())
+    ok(at.run())  # see test_explain_opens_the_face_in_the_saliency_page
+    ok(box(at, "Cell").set_value((4, 4)).run())
+    k = int(interpret.cell_samples(preds, 4, 4)[0])
+    ok(at.button(key=f"cm_explain_{k}").click().run())
+    assert at.title[0].value == "Saliency"
+    ok(at.switch_page("pages/confusion_matrix.py").run())
+    assert box(at, "Cell").value == (4, 4)
+    assert "True sad, predicted sad" in at.subheader[0].value
