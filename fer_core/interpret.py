@@ -268,22 +268,72 @@ def mosaic(tiles, ncols: int, pad: int = 1, fill=255) -> np.ndarray:
     return out
 
 
-def filter_grid(weights, ncols: int = 8, scale: int = 12) -> np.ndarray:
+def text_strip(text: str, width: int, height: int = 14, align: str = "center") -> np.ndarray:
+    """A white (height, width, 3) uint8 strip with `text` in black (PIL's built-in bitmap font): numbers and
+    row labels inside rendered mosaics."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    x = (width - (r - l)) // 2 if align == "center" else 2
+    draw.text((x - l, (height - (b - t)) // 2 - t), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
+def labelled(tiles, labels, height: int = 14) -> np.ndarray:
+    """RGB tiles (N, h, w, 3) -> (N, h + height, w, 3) with each label written under its tile."""
+    tiles = np.asarray(tiles)
+    return np.stack([np.concatenate([t, text_strip(str(lab), t.shape[1], height)]) for t, lab in zip(tiles, labels)])
+
+
+def filter_grid(weights, ncols: int = 8, scale: int = 12, numbered: bool = False, pad: int = 2) -> np.ndarray:
     """First-layer kernels (F, kh, kw) -> one RGB mosaic, each kernel on a symmetric blue-white-red scale
-    (red excites, blue inhibits)."""
+    (red excites, blue inhibits); `numbered` writes each kernel's index under it."""
     tiles = []
     for w in np.asarray(weights):
         lim = max(abs(w).max(), 1e-12)
         tiles.append(upscale(colorize(w, "bwr", -lim, lim), scale))
-    return mosaic(np.stack(tiles), ncols, pad=2)
+    tiles = np.stack(tiles)
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
 
 
-def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis") -> np.ndarray:
-    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range."""
-    return mosaic(np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)]), ncols, pad=2)
+def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis", numbered: bool = False,
+                  pad: int = 2) -> np.ndarray:
+    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range; `numbered` as in filter_grid."""
+    tiles = np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)])
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
 
 
-# one colour per region, used by both the region diagram and the region-share charts
+def filter_rows(weights, patches, values=None, size: int = 48, pad: int = 6, label_width: int = 64) -> np.ndarray:
+    """One labelled row per filter: "filter i" on the left, its kernel, then its top patches, every tile
+    size x size (kernel and patches enlarged to the same size). weights (F, kh, kw), patches (F, k, P, P)
+    uint8 -> RGB image. values (F, k), if given, are written under the patches."""
+    from PIL import Image
+
+    weights, patches = np.asarray(weights), np.asarray(patches)
+    n, k = patches.shape[:2]
+
+    def fit(img):  # nearest-neighbour resize to size x size (kernels are 3x3, patches 9x9 or so)
+        return np.asarray(Image.fromarray(img).resize((size, size), Image.NEAREST))
+
+    rows = []
+    for i in range(n):
+        lim = max(abs(weights[i]).max(), 1e-12)
+        tiles = [fit(colorize(weights[i], "bwr", -lim, lim))]
+        tiles += [fit(np.repeat(p[..., None], 3, -1)) for p in patches[i]]
+        labels = ["kernel"] + ([f"{v:.2f}" for v in values[i]] if values is not None else [""] * k)
+        row = mosaic(labelled(np.stack(tiles), labels), k + 1, pad=pad)
+        name = text_strip(f"filter {i}", label_width, row.shape[0], align="left")
+        rows.append(np.concatenate([name, row], 1))
+    return mosaic(np.stack(rows), 1, pad=pad)
+
+
 REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255), "other": (150, 150, 150)}
 
 

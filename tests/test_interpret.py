@@ -340,3 +340,26 @@ def test_gradcam_pp_needs_a_conv_layer(tiny, test_faces):
     with pytest.raises(ValueError, match="Grad-CAM needs a convolutional layer"):
         interpret.saliency(mlp, prep, test_faces.x[0], 0, "gradcam_pp")
     assert interpret.saliency(mlp, prep, test_faces.x[0], 0, "deeplift").shape == (48, 48)
+
+
+def test_display_helpers_number_label_and_scale():
+    w = np.random.default_rng(0).normal(size=(6, 3, 3))
+    plain = interpret.filter_grid(w, ncols=3, scale=8, pad=4)
+    numbered = interpret.filter_grid(w, ncols=3, scale=8, pad=4, numbered=True)
+    assert plain.shape == (2 * 24 + 4, 3 * 24 + 2 * 4, 3) and numbered.shape == (2 * (24 + 14) + 4, 3 * 24 + 8, 3)
+    strip = numbered[24:38, :24]  # under kernel 0: its number, dark text on white
+    assert (strip < 100).any() and (strip == 255).mean() > 0.5
+    assert not np.array_equal(interpret.text_strip("1", 24), interpret.text_strip("2", 24))
+    # every tile of the "All filters" rows has the same size: kernel (3x3) and patches (9x9) alike
+    patches = np.random.default_rng(1).integers(0, 255, (6, 4, 9, 9), dtype=np.uint8)
+    rows = interpret.filter_rows(w, patches, np.ones((6, 4)), size=30, pad=5, label_width=50)
+    assert rows.shape == (6 * (30 + 14) + 5 * 5, 50 + 5 * 30 + 4 * 5, 3)
+    first_patch = rows[:30, 50 + 35 : 50 + 65, 0]
+    np.testing.assert_array_equal(first_patch, np.asarray(
+        __import__("PIL.Image", fromlist=["Image"]).fromarray(patches[0, 0]).resize((30, 30), 0)))
+    # colour scales: low to high left to right; the symmetric one is white in the middle
+    bar = interpret.colorbar("viridis", 100, 6)
+    assert bar.shape == (6, 100, 3) and not np.array_equal(bar[0, 0], bar[0, -1])
+    mid = interpret.colorbar("bwr", 101, 4, symmetric=True)[0, 50]
+    assert (mid > 240).all()
+    assert set(interpret.region_hex()) == set(interpret.region_masks())  # a colour for every region, "other" too
