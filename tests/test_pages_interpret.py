@@ -83,6 +83,10 @@ def test_saliency_page_from_confusion_matrix_with_trust_scores(page, preds, synt
     assert at.image[0].captions[0].startswith(f"#{k} ")
     labels = [m.label for m in at.metric]
     assert labels.count("Faithfulness") == 2 and labels.count("Randomization ρ") == 2  # vanilla + Grad-CAM
+    # pass/fail of the randomization check is a badge, not a metric delta (whose arrow reads "up" for "fails")
+    assert not any(m.proto.delta for m in at.metric)
+    badges = [m.value for m in at.markdown if m.value in (":green-badge[passes]", ":red-badge[fails]")]
+    assert len(badges) == 2
     ok(at.multiselect(key="sal_methods").set_value(["occlusion"]).run())
     assert [m.label for m in at.metric].count("Faithfulness") == 1
     ok(at.radio(key="sal_target_mode").set_value("Choose a class").run())
@@ -124,6 +128,12 @@ def test_saliency_page_upload_and_class_averages(page, preds, synth_npz):
     assert list(regions.columns) == ["eyes_brows", "nose", "mouth", "other"] and len(regions) == 8
     np.testing.assert_allclose(regions.sum(1), 1, rtol=1e-4)
     assert len([im for im in at.image if "(n=5)" in im.captions[0]]) == 7
+    # the bars: classes in FER order (as every table), regions in the region diagram's colours
+    import json
+
+    spec = json.loads(next(c for c in at.get("plotly_chart") if "region" in c.proto.spec).proto.spec)
+    assert spec["layout"]["xaxis"]["categoryarray"] == list(interpret.CLASSES)
+    assert {t["name"]: t["marker"]["color"] for t in spec["data"]} == interpret.region_hex()
     ok(at.toggle(key="avg_on").set_value(False).run())
 
     ok(at.file_uploader(key="sal_upload").set_value(("notes.png", b"this is not an image", "image/png")).run())
