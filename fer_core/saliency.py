@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,7 +212,8 @@ def _attribute_batch(model, layer, x, t, method, *, base, nt_samples, noise, ig_
             x, baselines=base, target=t, n_steps=ig_steps, internal_batch_size=256).abs()
     if method == "deeplift":
         # Rescale rule against the baseline; every activation is its own module, as DeepLift's hooks need
-        with _HOOK_LOCK:
+        with _HOOK_LOCK, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")  # expected, per call
             return DeepLift(model).attribute(x, baselines=base, target=t).abs()
     if method == "gradient_shap":
         # expected gradients: random points between the (noised) face and its baseline, per face
