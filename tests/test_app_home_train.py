@@ -99,9 +99,11 @@ def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint,
     assert "**train**: 700 faces" in summary and "**test**: 210 faces" in summary
     assert len(at.get("plotly_chart")) == 1
     # "start here": every view once, with the question it answers, the analysis views first
+    from app_common import PAGES
+
     links = [p.proto.label for p in at.get("page_link")]
     assert links[0] == "Confusion Matrix" and sorted(links) == sorted(
-        t for f, t, _, _ in __import__("app_common").PAGES if f != "pages/home.py" and (ROOT / f).exists())
+        t for f, t, _, _ in PAGES if f != "pages/home.py" and (ROOT / f).exists())
     assert "Start here" in [h.value for h in at.subheader]
     assert any("mix up" in c.value for c in at.caption)
 
