@@ -6,6 +6,7 @@ with `set_data_source(path)` (or by assigning st.session_state["active_checkpoin
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -226,6 +227,59 @@ def _device() -> tuple[str, str]:
 def device() -> str:
     """The torch device the dashboard computes on (what torch sees: cuda, mps, else cpu)."""
     return _device()[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# view state: what a page shows survives a reload, a shared link and a visit to another page
+
+
+def view_id(ctx) -> str:
+    """Short identity of what a page's labels are computed from: the checkpoint and data files as they are now
+    and the split. Widgets whose option labels carry predictions put it in their key, so a checkpoint or data
+    switch draws them afresh instead of keeping the old labels."""
+    ident = f"{ctx.checkpoint}|{file_version(ctx.checkpoint)}|{ctx.data}|{file_version(ctx.data)}|{ctx.split}"
+    return hashlib.sha1(ident.encode()).hexdigest()[:8]
+
+
+def restore(key: str, param: str, parse=str, ok=lambda v: True, memo: str | None = None) -> None:
+    """Before widget `key` is drawn: when Streamlit holds no value for it (a new session, or the user came back
+    from another page, which drops a page's widget state), give it the URL's ?param=... value, else the value
+    remembered by keep() under `memo` (default: key). Values that fail `parse` or `ok` are ignored."""
+    ss = st.session_state
+    if key in ss:
+        return
+    found = []
+    if param in st.query_params:
+        try:
+            found.append(parse(st.query_params[param]))
+        except (ValueError, TypeError, KeyError, IndexError):
+            pass  # a hand-edited or outdated link: the widget's default
+    kept = ss.get("_kept", {})
+    if (memo or key) in kept:
+        found.append(kept[memo or key])
+    for v in found:
+        try:
+            good = ok(v)
+        except (ValueError, TypeError, KeyError, IndexError):
+            good = False
+        if good:
+            ss[key] = v
+            return
+
+
+def keep(key: str, param: str, value, dump=str) -> None:
+    """After drawing a widget: remember its value for this session (under `key`) and write it to the URL's
+    query parameters, so the view can be reloaded or shared; None removes it."""
+    kept = st.session_state.setdefault("_kept", {})
+    if value is None:
+        kept.pop(key, None)
+        if param in st.query_params:
+            del st.query_params[param]
+        return
+    kept[key] = value
+    text = dump(value)
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import torch.nn as nn
 from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, source_key
 from .evaluate import metrics
 from .inference import predict_logits
-from .saliency import (METHOD_NAMES, METHODS, REGIONS, SANITY_MAX_RHO, ClassAverage, area_shares,  # noqa: F401
+from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, REGIONS, SANITY_MAX_RHO,  # noqa: F401
+                       ClassAverage, area_shares,
                        attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
                        randomized_model, region_masks, region_shares, saliency, spearman, trust)
 
@@ -282,6 +283,13 @@ def overlay(face, smap, alpha: float = 0.5, cmap: str = "jet", scale: int = 4) -
     return upscale(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), scale)
 
 
+def colorbar(cmap: str = "jet", width: int = 192, height: int = 12, symmetric: bool = False) -> np.ndarray:
+    """The colour scale of a heat map as a horizontal strip (height, width, 3) uint8, low on the left; with
+    `symmetric`, the middle is 0 (for weight maps on a -lim..lim scale). Shown beside maps as their legend."""
+    ramp = np.linspace(-1 if symmetric else 0, 1, width)[None].repeat(height, 0)  # (height, width)
+    return colorize(ramp, cmap, -1 if symmetric else 0, 1)
+
+
 def upscale(img, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement so small maps stay crisp in the browser."""
     img = np.asarray(img)
@@ -301,22 +309,78 @@ def mosaic(tiles, ncols: int, pad: int = 1, fill=255) -> np.ndarray:
     return out
 
 
-def filter_grid(weights, ncols: int = 8, scale: int = 12) -> np.ndarray:
+def text_strip(text: str, width: int, height: int = 14, align: str = "center") -> np.ndarray:
+    """A white (height, width, 3) uint8 strip with `text` in black (PIL's built-in bitmap font): numbers and
+    row labels inside rendered mosaics."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    x = (width - (r - l)) // 2 if align == "center" else 2
+    draw.text((x - l, (height - (b - t)) // 2 - t), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
+def labelled(tiles, labels, height: int = 14) -> np.ndarray:
+    """RGB tiles (N, h, w, 3) -> (N, h + height, w, 3) with each label written under its tile."""
+    tiles = np.asarray(tiles)
+    return np.stack([np.concatenate([t, text_strip(str(lab), t.shape[1], height)]) for t, lab in zip(tiles, labels)])
+
+
+def filter_grid(weights, ncols: int = 8, scale: int = 12, numbered: bool = False, pad: int = 2) -> np.ndarray:
     """First-layer kernels (F, kh, kw) -> one RGB mosaic, each kernel on a symmetric blue-white-red scale
-    (red excites, blue inhibits)."""
+    (red excites, blue inhibits); `numbered` writes each kernel's index under it."""
     tiles = []
     for w in np.asarray(weights):
         lim = max(abs(w).max(), 1e-12)
         tiles.append(upscale(colorize(w, "bwr", -lim, lim), scale))
-    return mosaic(np.stack(tiles), ncols, pad=2)
+    tiles = np.stack(tiles)
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
 
 
-def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis") -> np.ndarray:
-    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range."""
-    return mosaic(np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)]), ncols, pad=2)
+def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis", numbered: bool = False,
+                  pad: int = 2) -> np.ndarray:
+    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range; `numbered` as in filter_grid."""
+    tiles = np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)])
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
 
 
-REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255)}
+def filter_rows(weights, patches, values=None, size: int = 48, pad: int = 6, label_width: int = 64) -> np.ndarray:
+    """One labelled row per filter: "filter i" on the left, its kernel, then its top patches, every tile
+    size x size (kernel and patches enlarged to the same size). weights (F, kh, kw), patches (F, k, P, P)
+    uint8 -> RGB image. values (F, k), if given, are written under the patches."""
+    from PIL import Image
+
+    weights, patches = np.asarray(weights), np.asarray(patches)
+    n, k = patches.shape[:2]
+
+    def fit(img):  # nearest-neighbour resize to size x size (kernels are 3x3, patches 9x9 or so)
+        return np.asarray(Image.fromarray(img).resize((size, size), Image.NEAREST))
+
+    rows = []
+    for i in range(n):
+        lim = max(abs(weights[i]).max(), 1e-12)
+        tiles = [fit(colorize(weights[i], "bwr", -lim, lim))]
+        tiles += [fit(np.repeat(p[..., None], 3, -1)) for p in patches[i]]
+        labels = ["kernel"] + ([f"{v:.2f}" for v in values[i]] if values is not None else [""] * k)
+        row = mosaic(labelled(np.stack(tiles), labels), k + 1, pad=pad)
+        name = text_strip(f"filter {i}", label_width, row.shape[0], align="left")
+        rows.append(np.concatenate([name, row], 1))
+    return mosaic(np.stack(rows), 1, pad=pad)
+
+
+REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255), "other": (150, 150, 150)}
+
+
+def region_hex() -> dict[str, str]:
+    """REGION_COLORS as '#rrggbb' strings, for chart libraries."""
+    return {k: "#%02x%02x%02x" % c for k, c in REGION_COLORS.items()}
 
 
 def region_image(face) -> np.ndarray:

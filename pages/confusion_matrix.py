@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app_common import get_faces, get_predictions, model_or_stop, sidebar
+from app_common import get_faces, get_predictions, keep, model_or_stop, restore, sidebar, view_id
 from fer_core import interpret
 from fer_core.data import CLASSES, DataError
 
@@ -19,9 +19,27 @@ except (DataError, OSError) as e:
     st.error(str(e))
     st.stop()
 
+VIEWS = {"counts": "Counts", "recall": "Row-normalized (recall)"}
+vid = view_id(ctx)  # labels below depend on the checkpoint and data: their widgets are keyed by it
+cell_key = f"cm_cell.{vid}"
+
+
+def parse_cell(text: str) -> tuple[int, int]:  # "angry-sad" -> (0, 4)
+    t, p = text.split("-")
+    return CLASSES.index(t), CLASSES.index(p)
+
+
+# the view lives in the URL (?values=recall&tta=1&cell=fear-sad) and in the session, see app_common.restore
+restore("cm_view", "values", lambda v: VIEWS[v], lambda v: v in VIEWS.values())
+restore("cm_tta", "tta", lambda v: v == "1")
+restore(cell_key, "cell", parse_cell, lambda c: c is None or (0 <= c[0] < len(CLASSES) and 0 <= c[1] < len(CLASSES)),
+        memo="cm_cell")
+
 c1, c2 = st.columns([2, 1])
-view = c1.radio("Values", ["Counts", "Row-normalized (recall)"], horizontal=True, key="cm_view")
+view = c1.radio("Values", list(VIEWS.values()), horizontal=True, key="cm_view")
 tta = c2.toggle("TTA (average with the mirrored face)", key="cm_tta")
+keep("cm_view", "values", view, lambda v: next(k for k, name in VIEWS.items() if name == v))
+keep("cm_tta", "tta", True if tta else None, lambda v: "1")
 preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split, tta)
 counts, norm = interpret.confusion(preds.true, preds.pred)
 acc = float((preds.true == preds.pred).mean())
@@ -32,21 +50,31 @@ m2.metric("Accuracy", f"{acc:.3f}")
 m3.metric("Macro F1", f"{np.mean([r['f1'] for r in table]):.3f}")
 
 # Heatmap drawn as square scatter markers: plotly reports clicks on scatter points, not on go.Heatmap cells.
+# Values are annotations and selected/unselected points keep full opacity, so a click fades nothing; the
+# chosen cell gets an outline instead (drawn from the cell picker, so it survives leaving the page).
 normalized = view.startswith("Row")
 vals = norm if normalized else counts
 ii, jj = np.meshgrid(range(len(CLASSES)), range(len(CLASSES)), indexing="ij")
 ii, jj = ii.ravel(), jj.ravel()
-text = [f"{v:.2f}" if normalized else str(int(v)) for v in vals.ravel()]
 fig = go.Figure(go.Scatter(
-    x=[CLASSES[j] for j in jj], y=[CLASSES[i] for i in ii], mode="markers+text", text=text,
+    x=[CLASSES[j] for j in jj], y=[CLASSES[i] for i in ii], mode="markers",
     marker=dict(symbol="square", size=50, color=vals.ravel(), colorscale="Blues", showscale=True,
-                line=dict(width=1, color="white")),
-    textfont=dict(color=["white" if v > 0.6 * max(vals.max(), 1e-9) else "black" for v in vals.ravel()]),
+                cmin=0, line=dict(width=1, color="white"),
+                colorbar=dict(title="recall" if normalized else "faces", thickness=14)),
+    selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
     customdata=np.stack([ii, jj, counts.ravel()], 1),
     hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]} faces<extra></extra>",
 ))
+for i, j, v in zip(ii, jj, vals.ravel()):
+    fig.add_annotation(x=CLASSES[j], y=CLASSES[i], text=f"{v:.2f}" if normalized else str(int(v)), showarrow=False,
+                       font=dict(color="white" if v > 0.6 * max(vals.max(), 1e-9) else "black", size=13))
+chosen = st.session_state.get(cell_key)
+if chosen is not None:
+    t, p = chosen
+    fig.add_shape(type="rect", x0=p - 0.45, x1=p + 0.45, y0=t - 0.45, y1=t + 0.45, xref="x", yref="y",
+                  line=dict(color="#d62728", width=3))
 fig.update_layout(
-    width=640, height=560, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", clickmode="event+select",
+    width=660, height=560, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", clickmode="event+select",
     xaxis=dict(title="predicted", categoryorder="array", categoryarray=list(CLASSES), side="top"),
     yaxis=dict(title="true", categoryorder="array", categoryarray=list(CLASSES), autorange="reversed"),
 )
@@ -63,19 +91,21 @@ except (KeyError, ValueError, TypeError):
 if clicked is not None:
     if clicked != st.session_state.get("cm_last_click"):
         st.session_state["cm_last_click"] = clicked
-        st.session_state["cm_cell"] = clicked
+        st.session_state[cell_key] = clicked
+        st.rerun()  # redraw the matrix with the new cell outlined
 cell = st.selectbox(
-    "Cell (true → predicted), most confused first", cells, key="cm_cell",
+    "Cell (true → predicted), most confused first", cells, key=cell_key,
     format_func=lambda c: "choose a cell, or click one above" if c is None
     else f"{CLASSES[c[0]]} → {CLASSES[c[1]]} · {counts[c]} faces",
 )
+keep("cm_cell", "cell", cell, lambda c: f"{CLASSES[c[0]]}-{CLASSES[c[1]]}")
 
 
 def open_in_saliency(idx: int) -> None:
-    st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(idx),
+    st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(idx), "view": vid,
                                          "origin": f"confusion cell {CLASSES[cell[0]]} → {CLASSES[cell[1]]}"}
     try:
-        st.switch_page("pages/saliency.py")
+        st.switch_page("pages/saliency.py", query_params={"pick": "sent", "face": str(int(idx))})
     except StreamlitAPIException:
         # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
         st.info("Face sent to the Saliency page; open it from the navigation.")
@@ -102,20 +132,31 @@ if cell is not None:
         with st.expander("All probabilities of these faces"):
             probs = pd.DataFrame(preds.probs[idx], columns=CLASSES)
             probs.insert(0, "face", [f"#{k} {faces.ids[k]}" for k in idx])
-            st.dataframe(probs, hide_index=True, column_config={
-                c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f") for c in CLASSES})
+            st.dataframe(probs, hide_index=True, width="stretch", column_config={
+                "face": st.column_config.TextColumn("face", pinned=True, width="medium"),
+                **{c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f", width="small")
+                   for c in CLASSES}})
 
 left, right = st.columns(2)
 with left:
     st.subheader("Per class")
-    st.dataframe(pd.DataFrame(table).set_index("class").style.format(
-        {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}))
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="cm_per_class",
+                 column_order=["class", "recall", "precision", "f1", "support"], column_config={
+                     "class": st.column_config.TextColumn("class", help="FER2013 order"),
+                     "recall": st.column_config.ProgressColumn("recall", min_value=0.0, max_value=1.0, format="%.3f"),
+                     "precision": st.column_config.NumberColumn("precision", format="%.3f"),
+                     "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+                     "support": st.column_config.NumberColumn("faces", format="%d", help="faces of this class")})
 with right:
     st.subheader("Most confused pairs")
     pairs = interpret.most_confused(counts, k=10)
     if pairs:
         st.dataframe(pd.DataFrame([{"true": p["true_name"], "predicted": p["pred_name"], "faces": p["count"],
-                                    "share of true class": f"{p['rate']:.1%}"} for p in pairs]), hide_index=True)
+                                    "share": p["rate"]} for p in pairs]), hide_index=True, width="stretch",
+                     key="cm_pairs", column_config={
+                         "faces": st.column_config.NumberColumn("faces", format="%d"),
+                         "share": st.column_config.NumberColumn("share of true class", format="percent",
+                                                                help="faces of the true class sent to this one")})
     else:
         st.info("No confusions: every face is classified correctly.")
 st.caption(f"Predictions {'read from the disk cache' if preds.from_cache else 'computed'} in {preds.seconds:.2f} s.")

@@ -1,5 +1,4 @@
 """Filters: the first layer's kernels, their responses to a face, and the dataset patches that excite each."""
-import numpy as np
 import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
@@ -28,8 +27,11 @@ except (DataError, OSError, ValueError) as e:
 
 n_filters, kh, kw = weights.shape
 st.subheader(f"{n_filters} first-layer filters ({kh}x{kw})")
-st.image(interpret.filter_grid(weights, ncols=16, scale=16), caption="red: weight > 0 (excites), blue: < 0 (inhibits); "
-         "each kernel on its own symmetric scale")
+st.image(interpret.filter_grid(weights, ncols=16, scale=16, numbered=True, pad=8),
+         caption="filters numbered 0-%d; red: weight > 0 (excites), blue: < 0 (inhibits); each kernel on its own "
+                 "symmetric scale" % (n_filters - 1))
+st.image(interpret.colorbar("bwr", 240, 10, symmetric=True), width=240,
+         caption="weight: most negative (blue) → 0 (white) → most positive (red)")
 activation = st.toggle("Responses after batch norm and activation (off: raw convolution)", value=True,
                        key="flt_activation")
 
@@ -56,8 +58,9 @@ if face is not None:
     resp = interpret.filter_responses(model, prep, face, activation=activation)  # (F, h, w)
     c1, c2 = st.columns([1, 5])
     c1.image(interpret.upscale(face, 2), caption=label)
-    c2.image(interpret.response_grid(resp, ncols=16, scale=2), caption=f"{n_filters} feature maps "
-             f"({resp.shape[1]}x{resp.shape[2]}), each on its own range (viridis: dark low, yellow high)")
+    c2.image(interpret.response_grid(resp, ncols=16, scale=2, numbered=True, pad=6), caption=f"{n_filters} feature "
+             f"maps ({resp.shape[1]}x{resp.shape[2]}), numbered like the filters, each on its own range")
+    c2.image(interpret.colorbar("viridis", 240, 10), width=240, caption="response: low (dark) → high (yellow)")
 
 st.subheader("Top-activating patches")
 t1, t2 = st.columns(2)
@@ -67,17 +70,11 @@ top = cached_top_patches(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split
 f = st.selectbox("Filter", range(n_filters), key="flt_filter",
                  format_func=lambda i: f"filter {i} (peak response {top.values[i, 0]:.2f})")
 c1, c2 = st.columns([1, 5])
-c1.image(interpret.filter_grid(weights[f : f + 1], ncols=1, scale=16), caption=f"filter {f}")
-c2.image([interpret.upscale(p, 6) for p in top.patches[f]],
+c1.image(interpret.filter_grid(weights[f : f + 1], ncols=1, scale=24), width=72, caption=f"filter {f}")
+# every patch at the same displayed size, whatever the column width
+c2.image([interpret.upscale(p, 8) for p in top.patches[f]], width=72,
          caption=[f"#{i} · {v:.2f}" for i, v in zip(top.face_index[f], top.values[f])])
 with st.expander("All filters: weights and top patches"):
-    rows, size = [], top.patches.shape[-1] * 4
-    for i in range(n_filters):
-        w = interpret.filter_grid(weights[i : i + 1], ncols=1, scale=max(1, size // max(kh, kw)))[:size, :size]
-        kk = top.patches.shape[1]
-        tiles = np.full((kk + 1, size, size, 3), 255, np.uint8)  # (kk+1, size, size, 3): weight, then patches
-        tiles[0, : w.shape[0], : w.shape[1]] = w
-        tiles[1:] = np.repeat(np.stack([interpret.upscale(p, 4) for p in top.patches[i]])[..., None], 3, -1)
-        rows.append(interpret.mosaic(tiles, kk + 1, pad=2))
-    st.image(interpret.mosaic(np.stack(rows), 1, pad=4),
-             caption="one row per filter: its weights, then its top patches, strongest first")
+    st.image(interpret.filter_rows(weights, top.patches, top.values, size=48, pad=6),
+             caption="one labelled row per filter: its kernel, then its top patches (strongest first, response "
+                     "under each), all at the same size")

@@ -9,36 +9,75 @@ import streamlit as st
 from app_common import available_pages, checkpoint_label, get_class_counts, get_model, get_splits, sidebar
 from fer_core import count_parameters
 from fer_core.checkpoint import CheckpointError
+from fer_core.data import CLASSES
 
 ctx = sidebar()
 st.title("fer-dashboard")
 st.caption("Facial expression recognition on FER2013 (48x48 grayscale faces, 7 expressions): train models, "
            "see where they fail and what they look at.")
 
+# --- start here: what each view answers, in the order a first visit goes
+QUESTIONS = {
+    "pages/confusion_matrix.py": "Which expressions does the model mix up? Click a cell to see those faces.",
+    "pages/saliency.py": "Which pixels made it decide? Maps by eight methods, each with a trust score.",
+    "pages/filters.py": "What does the first layer look for? Its kernels and the face patches that excite them.",
+    "pages/classify.py": "What does it say about your own photo or webcam picture?",
+    "pages/train.py": "Can you train a better one? Launch, watch and compare runs, then use the best.",
+}
+st.subheader("Start here")
+views = [p for p in available_pages() if p[0] != "pages/home.py"]
+views.sort(key=lambda p: list(QUESTIONS).index(p[0]) if p[0] in QUESTIONS else len(QUESTIONS))
+cols = st.columns(len(views) or 1)
+for col, (path, title, icon, what) in zip(cols, views):
+    with col:
+        st.page_link(path, label=title, icon=icon)
+        st.caption(QUESTIONS.get(path, what))
+
+
+def pct(v) -> str:
+    return f"{v:.1%}" if isinstance(v, (int, float)) else "-"
+
+
+# --- the active model: headline numbers read from the checkpoint
+st.subheader("Active model")
+try:
+    model, prep = get_model(ctx.checkpoint)
+except CheckpointError as e:
+    model = None
+    st.error(f"Cannot load the active checkpoint: {e}")
+    st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
+if model is not None:
+    meta = model.checkpoint
+    metrics = meta.get("metrics") or {}
+    tc = meta.get("train_config") or {}
+    ev = meta.get("evaluation") or {}  # stored by scripts/stamp_evaluation.py: the shipped file, evaluated
+    n_params = count_parameters(model)
+    # one row across the page, so no value is cut off ("seed_vgg", not "seed_...")
+    c1, c2, c3, c4, c5 = st.columns([1.3, 1, 1, 1, 1])
+    c1.metric("Architecture", meta.get("model_name", "?"), help=f"model {meta.get('model_name', '?')}")
+    c2.metric("Parameters", f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params:,}",
+              help=f"{n_params:,} trainable parameters")
+    if ev:
+        where = f"{ev.get('split_name', ev.get('split'))}, {ev.get('n', 0):,} faces"
+        c3.metric("Accuracy", pct(ev.get("accuracy")),
+                  help=f"{where}: this checkpoint file evaluated on the {ev.get('device', 'cpu')} "
+                       "(python -m fer_core.evaluate), single pass")
+        c4.metric("With flip TTA", pct(ev.get("tta_accuracy")), help=f"{where}: each face averaged with its mirror")
+        c5.metric("Macro F1", f"{ev['macro_f1']:.3f}" if "macro_f1" in ev else "-", help=f"{where}, single pass")
+        st.caption(f"Measured on {where} with this file. During training (epoch {meta.get('epoch')}, "
+                   f"{meta.get('hardware', 'its training device')}) the same split read {pct(metrics.get('val_acc'))}"
+                   " in mixed precision.")
+    else:
+        acc = metrics.get("val_acc", metrics.get("test_acc", metrics.get("accuracy")))
+        c3.metric("Accuracy", pct(acc), help="Validation accuracy stored with the checkpoint"
+                  + (f" ({tc.get('val_split', 'val')} split, epoch {meta.get('epoch')})" if tc else ""))
+        c4.metric("Best epoch", str(meta.get("epoch", "-")), help="the epoch this checkpoint was saved at")
+        c5.metric("Train accuracy", pct(metrics.get("train_acc")), help="on the training split at that epoch")
+
 left, right = st.columns([1, 1], gap="large")
 
-# --- the active model
 with left:
-    st.subheader("Active model")
-    try:
-        model, prep = get_model(ctx.checkpoint)
-    except CheckpointError as e:
-        model = None
-        st.error(f"Cannot load the active checkpoint: {e}")
-        st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
     if model is not None:
-        meta = model.checkpoint
-        metrics = meta.get("metrics") or {}
-        tc = meta.get("train_config") or {}
-        acc = metrics.get("val_acc", metrics.get("test_acc", metrics.get("accuracy")))
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Architecture", meta.get("model_name", "?"))
-        n_params = count_parameters(model)
-        c2.metric("Parameters", f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params:,}",
-                  help=f"{n_params:,} trainable parameters")
-        c3.metric("Accuracy", f"{acc:.1%}" if isinstance(acc, (int, float)) else "-",
-                  help="Validation accuracy stored with the checkpoint"
-                       + (f" ({tc.get('val_split', 'val')} split, epoch {meta.get('epoch')})" if tc else ""))
         stat = os.stat(ctx.checkpoint)
         st.caption(f"{checkpoint_label(ctx.checkpoint)} · {stat.st_size / 1e6:.1f} MB · saved "
                    f"{datetime.fromtimestamp(stat.st_mtime):%Y-%m-%d %H:%M} · normalization "
@@ -49,16 +88,19 @@ with left:
             keys = ["epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "augment", "rotation",
                     "zoom", "shift", "flip", "erase", "normalize", "label_smoothing", "seed", "max_train_samples"]
             shown = {"max_train_samples": {None: "all"}, "weight_decay": {None: "optimizer default"}}
-            rows = [(k, str(shown.get(k, {}).get(tc[k], tc[k]))) for k in keys if k in tc]
+            rows = [(k, str(shown.get(k, {}).get(tc[k], tc[k])) if tc[k] is not None else "default")
+                    for k in keys if k in tc]
             st.markdown("**Training configuration**")
             st.dataframe(pd.DataFrame(rows, columns=["option", "value"]), hide_index=True, width="stretch",
-                         height=35 * (len(rows) + 1) + 3)
+                         height=35 * (len(rows) + 1) + 3, column_config={
+                             "option": st.column_config.TextColumn("option", width="medium"),
+                             "value": st.column_config.TextColumn("value", width="medium")})
         else:
             st.caption("No training configuration stored with this checkpoint.")
 
 # --- the data set
 with right:
-    st.subheader("Data set")
+    st.markdown("**Data set**")
     st.caption(ctx.data)
     rows, counts = [], {s: get_class_counts(ctx.data, s) for s in get_splits(ctx.data)}
     if "val" in counts and counts["val"] == counts.get("test"):
@@ -71,16 +113,9 @@ with right:
         df = pd.DataFrame(rows)
         totals = df.groupby("split", sort=False)["faces"].sum()
         st.write(" · ".join(f"**{s}**: {n:,} faces" for s, n in totals.items()))
-        fig = px.bar(df, x="expression", y="faces", color="split", barmode="group", height=340)
+        fig = px.bar(df, x="expression", y="faces", color="split", barmode="group", height=340,
+                     category_orders={"expression": list(CLASSES)})
         fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend_title_text="")
         st.plotly_chart(fig, width="stretch")
     else:
         st.warning("This data source holds no faces.")
-
-# --- links into every view
-st.subheader("Views")
-cols = st.columns(3)
-for i, (path, title, icon, what) in enumerate(p for p in available_pages() if p[0] != "pages/home.py"):
-    with cols[i % 3]:
-        st.page_link(path, label=title, icon=icon)
-        st.caption(what)

@@ -3,9 +3,11 @@ import time
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-from app_common import file_version, get_faces, get_model, get_predictions, model_or_stop, sidebar
+from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
+                        view_id)
 from fer_core import interpret
 from fer_core.data import CLASSES, DataError, open_image, to_face48
 
@@ -14,14 +16,16 @@ st.title("Saliency")
 
 
 @st.cache_data(show_spinner="Computing the map...", max_entries=512)
-def explain(ckpt: str, ckpt_key: float, face: np.ndarray, target: int, method: str, with_trust: bool):
-    """(map (48, 48), trust dict or None, error message or None, ms to compute the map) for one face."""
+def explain(ckpt: str, ckpt_key: float, face: np.ndarray, target: int, method: str, with_trust: bool,
+            opts: tuple = ()):
+    """(map (48, 48), trust dict or None, error message or None, ms to compute the map) for one face;
+    opts: the method's settings as sorted (name, value) pairs."""
     model, prep = get_model(ckpt)
     try:
         t0 = time.perf_counter()
-        smap = interpret.saliency(model, prep, face, target, method)
+        smap = interpret.saliency(model, prep, face, target, method, **dict(opts))
         ms = (time.perf_counter() - t0) * 1e3
-        tr = interpret.trust(model, prep, face, target, method, smap=smap) if with_trust else None
+        tr = interpret.trust(model, prep, face, target, method, smap=smap, **dict(opts)) if with_trust else None
     except ValueError as e:  # e.g. Grad-CAM on a model without a conv layer
         return None, None, str(e), 0.0
     return smap, tr, None, ms
@@ -46,6 +50,12 @@ except (DataError, OSError) as e:
     st.error(str(e))
     st.stop()
 preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split)
+vid = view_id(ctx)  # every label below comes from this checkpoint and data; widgets showing them are keyed by it
+ss = st.session_state
+
+MODES = {"sent": "From Confusion Matrix", "class": "By class", "cell": "Confusion cell", "ok": "Correct / incorrect",
+         "random": "Random", "upload": "Upload"}
+CLASS_OF = {c: k for k, c in enumerate(CLASSES)}
 
 
 def face_label(k: int) -> str:
@@ -54,50 +64,91 @@ def face_label(k: int) -> str:
     return f"#{k} · true {CLASSES[t]} · pred {CLASSES[p]} {preds.probs[k, p]:.2f} {mark}"
 
 
-def choose(candidates, key: str):
-    """A face index among `candidates` (at most 500 listed), or None with a message when there are none."""
+def choose(candidates, mode: str):
+    """A face index among `candidates` (at most 500 listed), or None with a message when there are none.
+    The face is kept in the URL (?face=) and across pages; the widget is redrawn when the view changes."""
     if len(candidates) == 0:
         st.info("No face in this split matches that choice.")
+        keep("sal_face", "face", None)
         return None
-    return st.selectbox(f"Face ({len(candidates)} match)", [int(k) for k in candidates[:500]],
-                        format_func=face_label, key=key)
+    options = [int(k) for k in candidates[:500]]
+    key = f"sal_face_{mode}.{vid}"
+    restore(key, "face", int, lambda k: k in options, memo="sal_face")
+    k = st.selectbox(f"Face ({len(candidates)} match)", options, format_func=face_label, key=key)
+    keep("sal_face", "face", k)
+    return k
+
+
+def class_box(label: str, key: str, param: str, default: int = 0) -> int:
+    restore(key, param, CLASS_OF.__getitem__)
+    if key not in ss:
+        ss[key] = default
+    k = st.selectbox(label, range(len(CLASSES)), format_func=lambda c: CLASSES[c], key=key)
+    keep(key, param, k, lambda c: CLASSES[c])
+    return k
 
 
 tab_face, tab_avg = st.tabs(["Explain a face", "Class averages"])
 
 with tab_face:
-    sent = st.session_state.get("saliency_face")
-    if sent and (sent.get("data"), sent.get("split")) != (ctx.data, ctx.split):
-        sent = None  # sent for another data source or split
-    modes = (["From Confusion Matrix"] if sent else []) + ["By class", "Confusion cell", "Correct / incorrect",
-                                                           "Random", "Upload"]
-    if st.session_state.get("sal_mode") not in modes:
-        st.session_state["sal_mode"] = modes[0]
-    mode = st.radio("Pick a face", modes, horizontal=True, key="sal_mode")
+    sent = ss.get("saliency_face")
+    if sent is None and st.query_params.get("pick") == "sent":
+        try:  # a reloaded or shared link of a face sent from the Confusion Matrix
+            sent = {"data": ctx.data, "split": ctx.split, "index": int(st.query_params["face"]), "view": vid,
+                    "origin": "link"}
+        except (KeyError, ValueError):
+            sent = None
+    if sent and "view" not in sent:
+        sent = {**sent, "view": vid}  # sent without one (from code or a test): it belongs to the current view
+    if sent and ((sent.get("data"), sent.get("split")) != (ctx.data, ctx.split) or sent.get("view", vid) != vid
+                 or not 0 <= int(sent["index"]) < len(faces)):
+        sent = None  # sent for another checkpoint, data source or split: its origin no longer holds
+        ss.pop("saliency_face", None)
+    if sent:
+        ss["saliency_face"] = sent
+    modes = [m for m in MODES if m != "sent" or sent]
+    restore("sal_mode", "pick", str, lambda m: m in modes)
+    if ss.get("sal_mode") not in modes:
+        ss["sal_mode"] = modes[0]
+    mode = st.radio("Pick a face", modes, horizontal=True, key="sal_mode", format_func=MODES.get)
+    keep("sal_mode", "pick", mode)
+    for param in ("cls", "true", "pred", "ok", "seed"):  # settings of the other pickers leave the URL
+        if param not in {"class": ("cls",), "cell": ("true", "pred"), "ok": ("ok",), "random": ("seed",)}.get(mode, ()):
+            keep(f"_url_{param}", param, None)
+    if mode in ("upload",):
+        keep("sal_face", "face", None)
     face, true, idx = None, None, None
-    if mode == "From Confusion Matrix":
-        idx = int(sent["index"]) if 0 <= int(sent["index"]) < len(faces) else None
-        st.caption(f"Sent from the {sent.get('origin', 'Confusion Matrix')}.")
-    elif mode == "By class":
-        k = st.selectbox("True class", range(len(CLASSES)), format_func=lambda c: CLASSES[c], key="sal_class")
-        idx = choose(np.flatnonzero(preds.true == k), "sal_face_class")
-    elif mode == "Confusion cell":
+    if mode == "sent":
+        idx = int(sent["index"])
+        keep("sal_face", "face", idx)
+        st.caption(f"Sent from the {sent.get('origin', 'Confusion Matrix')}." if sent.get("origin") != "link"
+                   else "Face from a link.")
+    elif mode == "class":
+        k = class_box("True class", "sal_class", "cls")
+        idx = choose(np.flatnonzero(preds.true == k), "class")
+    elif mode == "cell":
         a, b = st.columns(2)
         top = interpret.most_confused(interpret.confusion(preds.true, preds.pred)[0], k=1)
         ti0, pj0 = (top[0]["true"], top[0]["pred"]) if top else (0, 0)  # default: the most confused pair
-        ti = a.selectbox("True class", range(len(CLASSES)), format_func=lambda c: CLASSES[c], key="sal_cell_true",
-                         index=ti0)
-        pj = b.selectbox("Predicted class", range(len(CLASSES)), format_func=lambda c: CLASSES[c],
-                         key="sal_cell_pred", index=pj0)
-        idx = choose(interpret.cell_samples(preds, ti, pj), "sal_face_cell")
-    elif mode == "Correct / incorrect":
+        with a:
+            ti = class_box("True class", "sal_cell_true", "true", ti0)
+        with b:
+            pj = class_box("Predicted class", "sal_cell_pred", "pred", pj0)
+        idx = choose(interpret.cell_samples(preds, ti, pj), "cell")
+    elif mode == "ok":
+        restore("sal_ok", "ok", {"0": "Incorrect", "1": "Correct"}.__getitem__)
         ok = st.radio("Prediction", ["Incorrect", "Correct"], horizontal=True, key="sal_ok") == "Correct"
+        keep("sal_ok", "ok", "Correct" if ok else "Incorrect", lambda v: "1" if v == "Correct" else "0")
         cand = np.flatnonzero((preds.pred == preds.true) == ok)
-        idx = choose(cand[np.argsort(-preds.confidence[cand], kind="stable")], "sal_face_ok")
-    elif mode == "Random":
+        idx = choose(cand[np.argsort(-preds.confidence[cand], kind="stable")], "ok")
+    elif mode == "random":
+        if "sal_random_seed" not in ss and "seed" in st.query_params:
+            ss["sal_random_seed"] = int(st.query_params["seed"]) if st.query_params["seed"].isdigit() else 0
         if st.button("Another random face", key="sal_random_btn"):
-            st.session_state["sal_random_seed"] = st.session_state.get("sal_random_seed", 0) + 1
-        idx = int(np.random.default_rng(st.session_state.get("sal_random_seed", 0)).integers(len(faces)))
+            ss["sal_random_seed"] = ss.get("sal_random_seed", 0) + 1
+        keep("sal_random_seed", "seed", ss.get("sal_random_seed", 0))
+        idx = int(np.random.default_rng(ss.get("sal_random_seed", 0)).integers(len(faces)))
+        keep("sal_face", "face", idx)
     else:
         up = st.file_uploader("A face photo (cropped to the face works best)", key="sal_upload")
         if up is not None:
@@ -111,41 +162,90 @@ with tab_face:
         st.caption("Pick a face above to explain it.")
     else:
         label = face_label(idx) if idx is not None else "uploaded face"
-        st.session_state["interp_face"] = {"face": face, "label": label}  # the Filters page offers it too
+        # the Filters page offers this face too; its label there names no prediction, which it does not show
+        ss["interp_face"] = {"face": face, "data": ctx.data if idx is not None else None,
+                             "label": f"#{idx} · true {CLASSES[true]}" if idx is not None else "uploaded face"}
         probs = interpret.predict_proba_face(model, prep, face)
         pred = int(probs.argmax())
         c1, c2 = st.columns([1, 3])
         c1.image(interpret.upscale(face, 3), caption=label)
-        c2.bar_chart(pd.DataFrame({"class": list(CLASSES), "probability": probs}), x="class", y="probability",
-                     horizontal=True, sort=False, height=220)
+        fig = px.bar(x=probs, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
+                     labels={"x": "probability", "y": ""})
+        fig.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis=dict(categoryorder="array",
+                                                                        categoryarray=list(CLASSES)[::-1]))
+        fig.update_traces(marker_color=["#d62728" if k == pred else "#1f77b4" for k in range(len(CLASSES))])
+        c2.plotly_chart(fig, width="stretch", key="sal_probs")
 
         o1, o2, o3 = st.columns([2, 2, 1])
+        restore("sal_methods", "methods", lambda v: [m for m in v.split(",") if m in interpret.METHODS])
         methods = o1.multiselect("Methods", interpret.METHODS, default=["vanilla", "gradcam"],
                                  format_func=interpret.METHOD_NAMES.get, key="sal_methods")
+        keep("sal_methods", "methods", methods, ",".join)
+        restore("sal_target_mode", "target", lambda v: "Choose a class" if v in CLASS_OF else "Predicted vs true")
         target_mode = o2.radio("Target class", ["Predicted vs true", "Choose a class"], horizontal=True,
                                key="sal_target_mode")
+        restore("sal_alpha", "alpha", float, lambda a: 0 <= a <= 1)
         alpha = o3.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="sal_alpha")
+        keep("sal_alpha", "alpha", alpha, lambda a: f"{a:.2f}")
         if target_mode == "Choose a class":
-            targets = [st.selectbox("Class to explain", range(len(CLASSES)), index=pred,
-                                    format_func=lambda c: CLASSES[c], key="sal_target")]
+            targets = [class_box("Class to explain", "sal_target", "target", pred)]
         else:
             targets = [pred] + ([true] if true is not None and true != pred else [])
+            keep("sal_target", "target", None)
+        restore("sal_trust", "trust", lambda v: v == "1")
         with_trust = st.toggle("Trust scores (deletion/insertion and the randomization check; slower)", value=True,
                                key="sal_trust")
+        keep("sal_trust", "trust", with_trust, lambda v: "1" if v else "0")
+
+        # method settings: only those the chosen methods read, each kept in the URL
+        needed = {n for m in methods for n in interpret.METHOD_SETTINGS[m]}
+        opts = {}
+        if needed:
+            with st.expander("Method settings", expanded=False):
+                s1, s2, s3, s4, s5 = st.columns(5)
+                specs = {  # name: (column, param, widget)
+                    "baseline": (s1, "baseline", lambda c: c.selectbox(
+                        "Baseline", list(interpret.BASELINES), format_func=interpret.BASELINES.get, key="sal_baseline",
+                        help="What a removed pixel becomes (IG, DeepLift, GradientSHAP, occlusion)")),
+                    "ig_steps": (s2, "steps", lambda c: c.slider(
+                        "IG steps", 4, 128, 32, key="sal_steps", help="Integrated Gradients path steps")),
+                    "noise": (s3, "noise", lambda c: c.slider(
+                        "Noise level", 0.0, 0.5, 0.15, 0.05, key="sal_noise",
+                        help="SmoothGrad and GradientSHAP: noise as a share of the face's value range")),
+                    "nt_samples": (s4, "samples", lambda c: c.slider(
+                        "Samples", 4, 64, 16, 4, key="sal_samples", help="SmoothGrad and GradientSHAP samples")),
+                    "window": (s5, "window", lambda c: c.slider(
+                        "Occlusion window", 2, 16, 6, key="sal_window", help="pixels; stride is half of it")),
+                }
+                parse = {"baseline": str, "ig_steps": int, "noise": float, "nt_samples": int, "window": int}
+                for name, (col, param, widget) in specs.items():
+                    if name in needed:
+                        restore(f"sal_{param}", param, parse[name],
+                                lambda v, n=name: v in interpret.BASELINES if n == "baseline" else v >= 0)
+                        opts[name] = widget(col)
+                        keep(f"sal_{param}", param, opts[name])
+        for name, (param) in (("baseline", "baseline"), ("ig_steps", "steps"), ("noise", "noise"),
+                              ("nt_samples", "samples"), ("window", "window")):
+            if name not in needed:
+                keep(f"_url_{param}", param, None)
         if true is not None and true == pred and target_mode != "Choose a class":
             st.caption("The prediction is correct, so predicted and true class are the same map.")
 
         for method in methods:
-            st.markdown(f"**{interpret.METHOD_NAMES[method]}**")
+            m_opts = tuple(sorted((n, v) for n, v in opts.items() if n in interpret.METHOD_SETTINGS[method]))
+            st.markdown(f"**{interpret.METHOD_NAMES[method]}**"
+                        + (" · " + ", ".join(f"{n.replace('_', ' ')} {v}" for n, v in m_opts) if m_opts else ""))
             cols = st.columns(4)  # (map, scores) per target: predicted and true side by side
             for n, t in enumerate(targets):
-                smap, tr, err, ms = explain(ctx.checkpoint, ckpt_key, face, int(t), method, with_trust)
+                smap, tr, err, ms = explain(ctx.checkpoint, ckpt_key, face, int(t), method, with_trust, m_opts)
                 img_col, score_col = cols[2 * n], cols[2 * n + 1]
                 kind = "predicted" if t == pred else ("true" if t == true else "chosen")
                 if err:
                     img_col.error(err)
                     continue
                 img_col.image(interpret.overlay(face, smap, alpha), caption=f"{CLASSES[t]} ({kind}), p={probs[t]:.2f}")
+                img_col.image(interpret.colorbar("jet", 192, 10), width=192,
+                              caption="importance: low → high (to the map's 99th percentile)")
                 shares = zip(interpret.region_masks(), interpret.region_shares(smap))  # eyes/brows, nose, mouth, other
                 img_col.caption(" · ".join(f"{r.replace('_', '/')} {v:.0%}" for r, v in shares) + f" · {ms:.0f} ms")
                 if tr is None:
@@ -156,12 +256,13 @@ with tab_face:
                     "than with random pixels. > 0: the map ranks pixels better than chance."))
                 score_col.caption(f"deletion AUC {tr['deletion_auc']:.2f} (random {tr['deletion_random_auc']:.2f}) · "
                                   f"insertion AUC {tr['insertion_auc']:.2f} (random {tr['insertion_random_auc']:.2f})")
-                ok = tr["sanity_passed"]
+                passed = tr["sanity_passed"]
+                # a verdict, not a change: a badge rather than a metric delta (whose arrow reads as "up")
                 score_col.metric("Randomization ρ", f"{tr['sanity_spearman']:.2f}",
-                                 delta="passes" if ok else "fails", delta_color="normal" if ok else "inverse",
                                  help="Spearman correlation with the map of the same network with random weights "
                                       f"(Adebayo et al., 2018). Below {interpret.SANITY_MAX_RHO} passes; a high "
                                       "value means the map barely depends on what the model learned.")
+                score_col.markdown(":green-badge[passes]" if passed else ":red-badge[fails]")
                 score_col.image(interpret.overlay(face, tr["random_map"], alpha, scale=1), width=72,
                                 caption="random-weights map")
                 with score_col.popover("Deletion / insertion curves"):
@@ -177,9 +278,11 @@ with tab_avg:
                "Regions on the 48x48 face: " + ", ".join(f"{n} rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
                                                         for n, (r0, r1, c0, c1) in interpret.REGIONS.items()) + ".")
     a1, a2, a3 = st.columns(3)
+    restore("avg_method", "avg", str, lambda m: m in interpret.METHODS)
     avg_method = a1.selectbox("Method", interpret.METHODS, format_func=interpret.METHOD_NAMES.get, key="avg_method")
+    keep("avg_method", "avg", avg_method)
     per_class = a2.slider("Faces per class", 5, 100, 20, 5, key="avg_per_class",
-                          help="Occlusion and Integrated Gradients take longer per face than the other methods")
+                          help="Occlusion, IG and GradientSHAP take longer per face than the other methods")
     target_kind = a3.radio("Explain", ["true", "pred"], horizontal=True, key="avg_target",
                            format_func=lambda s: f"{s} class")
     if st.toggle("Compute class averages", key="avg_on"):
@@ -191,11 +294,23 @@ with tab_avg:
         for k, col in enumerate(cols):
             col.image(interpret.overlay(mean_faces[k], avg.maps[k], 0.6, scale=2),
                       caption=f"{CLASSES[k]} (n={avg.counts[k]})")
+        st.image(interpret.colorbar("jet", 288, 10), width=288,
+                 caption="mean importance: low → high (to each map's 99th percentile)")
         shares = interpret.region_shares(avg.maps)  # (C, R)
         names = list(interpret.region_masks())
         df = pd.DataFrame(shares, index=list(CLASSES), columns=names)
         df.loc["(area share)"] = interpret.area_shares()
-        st.dataframe(df.style.format("{:.1%}"), key="avg_regions")
-        st.bar_chart(df.drop(index="(area share)").loc[avg.counts > 0], stack=False, height=280)
-        st.image(interpret.upscale(interpret.region_image(np.mean(faces.x, 0)), 4), width=192,
-                 caption="regions on the mean face of this split")
+        st.dataframe(df, key="avg_regions", column_config={
+            "_index": st.column_config.TextColumn("class", help="FER2013 order; the last row is each region's area"),
+            **{n: st.column_config.ProgressColumn(n.replace("_", "/"), min_value=0.0, max_value=1.0, format="percent")
+               for n in names}})
+        long = df.drop(index="(area share)").loc[avg.counts > 0].rename_axis("class").reset_index().melt(
+            id_vars="class", var_name="region", value_name="share")
+        fig = px.bar(long, x="class", y="share", color="region", barmode="group", height=300,
+                     category_orders={"class": list(CLASSES), "region": names},
+                     color_discrete_map=interpret.region_hex())
+        fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis_tickformat=".0%", legend_title_text="")
+        g1, g2 = st.columns([4, 1])
+        g1.plotly_chart(fig, width="stretch", key="avg_bars")
+        g2.image(interpret.upscale(interpret.region_image(np.mean(faces.x, 0)), 4), width=192,
+                 caption="regions on the mean face of this split, in the chart's colours (other: the rest)")

@@ -90,14 +90,36 @@ def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint,
     card = {m.label: m.value for m in at.metric}
     assert card["Architecture"] == "mini_cnn"
     assert card["Parameters"] == f"{fer_core.count_parameters(model):,}"
+    # a run's checkpoint has no stored evaluation: its validation accuracy at training, labelled as such
     assert card["Accuracy"] == f"{model.checkpoint['metrics']['val_acc']:.1%}"
+    assert "With flip TTA" not in card
     config = at.dataframe[0].value.set_index("option")["value"]
     assert config["epochs"] == "1" and config["max_train_samples"] == "140" and config["normalize"] == "global"
     summary = " ".join(texts(at, "markdown"))
     assert "**train**: 700 faces" in summary and "**test**: 210 faces" in summary
     assert len(at.get("plotly_chart")) == 1
+    # "start here": every view once, with the question it answers, the analysis views first
+    from app_common import PAGES
+
     links = [p.proto.label for p in at.get("page_link")]
-    assert links[:1] == ["Train"] and len(links) == len([p for p in (ROOT / "pages").glob("*.py")]) - 1
+    assert links[0] == "Confusion Matrix" and sorted(links) == sorted(
+        t for f, t, _, _ in PAGES if f != "pages/home.py" and (ROOT / f).exists())
+    assert "Start here" in [h.value for h in at.subheader]
+    assert any("mix up" in c.value for c in at.caption)
+
+
+def test_home_headline_numbers_come_from_the_checkpoint(app):
+    """The shipped model's card: the numbers stored in the file by scripts/stamp_evaluation.py (the README's)."""
+    at = app.run()
+    no_exception(at)
+    ev = fer_core.load_model(ROOT / "checkpoints" / "fer_best.pt")[0].checkpoint["evaluation"]
+    card = {m.label: m.value for m in at.metric}
+    assert card["Architecture"] == "vgg_bn"
+    assert card["Accuracy"] == f"{ev['accuracy']:.1%}" and card["With flip TTA"] == f"{ev['tta_accuracy']:.1%}"
+    assert card["Macro F1"] == f"{ev['macro_f1']:.3f}"
+    readme = (ROOT / "README.md").read_text()
+    assert f"**{ev['accuracy']:.1%} on FER2013 PublicTest, {ev['tta_accuracy']:.1%} with flip TTA**" in readme
+    assert not any(v in (None, "None") for v in at.dataframe[0].value["value"])
 
 
 def test_bad_data_source_and_bad_checkpoint_give_messages_not_tracebacks(app, tmp_path):

@@ -97,6 +97,8 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
         if title == "Train":
             run_quick(page)
             assert_no_exception(page, title)
+        if title == "Home":
+            assert_not_cut_off(page)
         if name != "video":  # test_e2e_video.py shoots it with a clip loaded
             shot(page, name)
         print(f"{title}: {time.time() - t0:.1f}s")
@@ -109,6 +111,35 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
     page.get_by_text("completed", exact=True).first.wait_for()
     assert_no_exception(page, "Train after reload")
     assert "Traceback" not in server["log"].read_text()
+
+
+def assert_not_cut_off(page):
+    """Every metric value is shown whole (no "seed_..." ellipsis): its text fits its box."""
+    values = page.locator('[data-testid="stMetricValue"]')
+    assert values.count() >= 4
+    cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"], '
+        + '[data-testid="stMetricValue"] *')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
+    assert not cut, f"metric values cut off: {cut}"
+
+
+def test_a_link_restores_the_view_and_the_cell_survives_a_visit_to_saliency(server, page):
+    """The Confusion Matrix view in the URL: opened from a link, kept after Explain -> Saliency -> back."""
+    page.goto(server["url"] + "/confusion_matrix?values=recall&cell=happy-happy")
+    settle(page)
+    assert_no_exception(page, "Confusion Matrix from a link")
+    page.get_by_text("True happy, predicted happy").first.wait_for()
+    assert "cell=happy-happy" in page.url and "values=recall" in page.url
+    page.get_by_role("button", name="Explain").first.click()
+    settle(page)
+    page.wait_for_url("**/saliency?**")
+    assert "pick=sent" in page.url and "face=" in page.url
+    page.get_by_text("Sent from the confusion cell happy → happy").wait_for()
+    assert_no_exception(page, "Saliency")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/confusion_matrix"]').click()
+    settle(page)
+    page.get_by_text("True happy, predicted happy").first.wait_for()
+    assert "cell=happy-happy" in page.url
+    assert_no_exception(page, "Confusion Matrix after Saliency")
 
 
 def run_quick(page):

@@ -294,3 +294,95 @@ def test_renderers():
     assert interpret.region_image(face).shape == (48, 48, 3)
 
 # Speed on the shipped models is measured by benchmarks/interpret_speed.py (no timing asserts in tests).
+
+
+# ---------------------------------------------------------------- DeepLift, GradientSHAP, Grad-CAM++ and settings
+
+NEW_METHODS = ("deeplift", "gradient_shap", "gradcam_pp")
+
+
+@pytest.mark.parametrize("method", NEW_METHODS)
+def test_new_methods_find_the_square(tiny, test_faces, method):
+    """The known right answer of the synthetic task: class k is decided by the bright square at SYNTH_POS[k]."""
+    model, prep = tiny
+    idx = [int(np.flatnonzero(test_faces.y == k)[0]) for k in range(7)]  # one face per class
+    maps = interpret.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], method)
+    assert maps.shape == (7, 48, 48) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and (maps >= 0).all() and (maps.sum((1, 2)) > 0).all()
+    shares = np.array([square_share(m, k) for m, k in zip(maps, range(7))])
+    # the square is 4.3% of the face: a map that explains the model puts several times that on it
+    assert shares.mean() > 3 * 100 / 2304, f"{method}: {shares.round(3)} of the saliency on the square"
+    # and more on the face's own square than on the other classes' squares (the model's evidence, not edges)
+    own_vs_other = [square_share(m, k) > np.mean([square_share(m, j) for j in range(7) if j != k])
+                    for m, k in zip(maps, range(7))]
+    assert sum(own_vs_other) >= 6, own_vs_other
+    # a face gets the same map alone as in a batch (seeded noise per face); loose tolerance: float sums
+    # are ordered differently in a batch on different CPUs
+    single = interpret.saliency(model, prep, test_faces.x[idx[3]], 3, method)
+    assert interpret.spearman(single, maps[3]) > 0.99
+    np.testing.assert_allclose(single.sum(), maps[3].sum(), rtol=1e-3)
+
+
+def test_gradcam_pp_agrees_with_gradcam_on_where_the_evidence_is(tiny, test_faces):
+    model, prep = tiny
+    idx = [int(np.flatnonzero(test_faces.y == k)[0]) for k in range(7)]
+    cam = interpret.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], "gradcam")
+    campp = interpret.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], "gradcam_pp")
+    rho = [interpret.spearman(a, b) for a, b in zip(cam, campp)]
+    assert np.median(rho) > 0.5, np.round(rho, 2)  # related, as both weight the same layer's activations
+
+
+def test_saliency_settings_change_the_map_and_are_checked(tiny, test_faces):
+    model, prep = tiny
+    k = 2
+    face = test_faces.x[int(np.flatnonzero(test_faces.y == k)[0])]
+    for method, setting, a, b in [("integrated_gradients", "baseline", "mean", "black"),
+                                  ("integrated_gradients", "ig_steps", 4, 64),
+                                  ("deeplift", "baseline", "mean", "blur"),
+                                  ("gradient_shap", "noise", 0.0, 0.5),
+                                  ("smoothgrad", "noise", 0.05, 0.25),
+                                  ("occlusion", "window", 4, 12)]:
+        m1 = interpret.saliency(model, prep, face, k, method, **{setting: a})
+        m2 = interpret.saliency(model, prep, face, k, method, **{setting: b})
+        assert not np.allclose(m1, m2), f"{method}: {setting} {a} vs {b} gave the same map"
+        # either way the map still points at the square
+        assert square_share(m1, k) > 3 * 100 / 2304 and square_share(m2, k) > 3 * 100 / 2304, (method, setting)
+    # the default (training-mean) baseline is the zero image in normalized space; "black" is pixel value 0
+    black = interpret.saliency(model, prep, np.zeros((48, 48), np.uint8), k, "integrated_gradients", baseline="black")
+    assert black.max() < 1e-6  # the face equals its baseline: nothing to attribute (IG completeness)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        interpret.saliency(model, prep, face, k, "deeplift", baseline="noise")
+    with pytest.raises(ValueError, match="out of range"):
+        interpret.saliency(model, prep, face, k, "occlusion", window=0)
+    assert set(interpret.METHOD_SETTINGS) == set(interpret.METHODS) == set(interpret.METHOD_NAMES)
+
+
+def test_gradcam_pp_needs_a_conv_layer(tiny, test_faces):
+    _, prep = tiny
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_index=2).eval()
+    with pytest.raises(ValueError, match="Grad-CAM needs a convolutional layer"):
+        interpret.saliency(mlp, prep, test_faces.x[0], 0, "gradcam_pp")
+    assert interpret.saliency(mlp, prep, test_faces.x[0], 0, "deeplift").shape == (48, 48)
+
+
+def test_display_helpers_number_label_and_scale():
+    w = np.random.default_rng(0).normal(size=(6, 3, 3))
+    plain = interpret.filter_grid(w, ncols=3, scale=8, pad=4)
+    numbered = interpret.filter_grid(w, ncols=3, scale=8, pad=4, numbered=True)
+    assert plain.shape == (2 * 24 + 4, 3 * 24 + 2 * 4, 3) and numbered.shape == (2 * (24 + 14) + 4, 3 * 24 + 8, 3)
+    strip = numbered[24:38, :24]  # under kernel 0: its number, dark text on white
+    assert (strip < 100).any() and (strip == 255).mean() > 0.5
+    assert not np.array_equal(interpret.text_strip("1", 24), interpret.text_strip("2", 24))
+    # every tile of the "All filters" rows has the same size: kernel (3x3) and patches (9x9) alike
+    patches = np.random.default_rng(1).integers(0, 255, (6, 4, 9, 9), dtype=np.uint8)
+    rows = interpret.filter_rows(w, patches, np.ones((6, 4)), size=30, pad=5, label_width=50)
+    assert rows.shape == (6 * (30 + 14) + 5 * 5, 50 + 5 * 30 + 4 * 5, 3)
+    first_patch = rows[:30, 50 + 35 : 50 + 65, 0]
+    np.testing.assert_array_equal(first_patch, np.asarray(
+        __import__("PIL.Image", fromlist=["Image"]).fromarray(patches[0, 0]).resize((30, 30), 0)))
+    # colour scales: low to high left to right; the symmetric one is white in the middle
+    bar = interpret.colorbar("viridis", 100, 6)
+    assert bar.shape == (6, 100, 3) and not np.array_equal(bar[0, 0], bar[0, -1])
+    mid = interpret.colorbar("bwr", 101, 4, symmetric=True)[0, 50]
+    assert (mid > 240).all()
+    assert set(interpret.region_hex()) == set(interpret.region_masks())  # a colour for every region, "other" too
