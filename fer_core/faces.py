@@ -272,8 +272,12 @@ def to_rgb(image) -> Image.Image:
     return img.convert("RGB")
 
 
-def draw_faces(image, boxes, captions=None, color=(255, 64, 64)) -> Image.Image:
-    """RGB copy of an image with each box drawn and numbered 1, 2, ... (plus an optional caption each)."""
+LANDMARK_COLORS = [(64, 200, 255), (64, 200, 255), (255, 220, 64), (120, 255, 120), (120, 255, 120)]  # eyes, nose, mouth
+
+
+def draw_faces(image, boxes, captions=None, color=(255, 64, 64), landmarks=None) -> Image.Image:
+    """RGB copy of an image with each box drawn and numbered 1, 2, ... (plus an optional caption each, and the
+    detector's landmarks as dots where given: a list with a (5, 2) array or None per box)."""
     img = to_rgb(image)
     d = ImageDraw.Draw(img)
     lw = max(2, round(max(img.size) / 300))
@@ -281,6 +285,11 @@ def draw_faces(image, boxes, captions=None, color=(255, 64, 64)) -> Image.Image:
     font = _font(size)
     for i, (x, y, w, h) in enumerate(boxes):
         d.rectangle([x, y, x + w, y + h], outline=color, width=lw)
+        pts = landmarks[i] if landmarks is not None and i < len(landmarks) else None
+        if pts is not None:
+            r = max(2, round(w / 40))
+            for (px, py), c in zip(np.asarray(pts), LANDMARK_COLORS):
+                d.ellipse([px - r, py - r, px + r, py + r], fill=c)
         text = f"{i + 1}" + (f" {captions[i]}" if captions else "")
         tx, ty = x, max(0, y - size - 2 * lw)  # label above the box, inside the image at the top edge
         left, top, right, bottom = d.textbbox((tx, ty), text, font=font)
