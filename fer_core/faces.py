@@ -107,12 +107,13 @@ def detect_yunet(gray: np.ndarray, min_face: int = MIN_FACE, score: float = YUNE
         det.setInputSize((img.shape[1], img.shape[0]))
         _, rows = det.detect(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
         for r in (rows if rows is not None else []):
-            pts = r[:14].reshape(7, 2) / k - b  # box corner, box size (scaled), 5 landmarks
-            x, y = pts[0]
+            # r: x, y, w, h, 5 landmarks (x, y), score; undo the border, then the two resizes
+            x, y = r[0] / k - b, r[1] / k - b
             bw, bh = r[2] / k, r[3] / k
+            lm = (r[4:14].reshape(5, 2) / k - b) / s  # (5, 2): right eye, left eye, nose, mouth right, left
             box = (int(round(x / s)), int(round(y / s)), int(round(bw / s)), int(round(bh / s)))
             if box[2] >= min_face:
-                out.append((box, float(r[14]), (pts[2:] / s).astype(np.float32)))
+                out.append((box, float(r[14]), lm.astype(np.float32)))
         if out:
             break
     return out
