@@ -62,7 +62,8 @@ def photo_labels(folder) -> list[tuple[Path, int]]:
             lab = r["label"].strip()
             k = int(lab) if lab.isdigit() else class_index(lab)
             if k is None or not 0 <= k < len(CLASSES):
-                raise DataError(f"{folder / 'labels.csv'} line {n}: unknown label {lab!r} (classes: {', '.join(CLASSES)})")
+                raise DataError(f"{folder / 'labels.csv'} line {n}: unknown label {lab!r} "
+                                f"(classes: {', '.join(CLASSES)})")
             out.append((folder / r["file"].strip(), k))
     else:
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -87,6 +88,7 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
     y_all, p_all, y_found, p_found, sources, errors = [], [], [], [], {}, []
     none = -1  # "no face" prediction: wrong for every class
     for path, k in items:
+        err = f"{path.name}: no face found"
         try:
             res = classify_image(model, prep, str(path), name=path.name, tta=tta, detector=detector, **face_opts)
         except NoFaceError as e:

@@ -273,7 +273,8 @@ def to_rgb(image) -> Image.Image:
     return img.convert("RGB")
 
 
-LANDMARK_COLORS = [(64, 200, 255), (64, 200, 255), (255, 220, 64), (120, 255, 120), (120, 255, 120)]  # eyes, nose, mouth
+# landmark dots: eyes blue, nose yellow, mouth corners green
+LANDMARK_COLORS = [(64, 200, 255), (64, 200, 255), (255, 220, 64), (120, 255, 120), (120, 255, 120)]
 
 
 def draw_faces(image, boxes, captions=None, color=(255, 64, 64), landmarks=None) -> Image.Image:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from fer_core.data import to_face48
-from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_faces,
-                            detect_yunet, draw_faces, find_faces, is_tight_crop, overlay_heatmap)
+from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_yunet,
+                            draw_faces, find_faces, is_tight_crop, overlay_heatmap)
 from fer_core.predict import iou
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
