@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_core.checkpoint import load_model  # noqa: E402
-from fer_core.faces import detect_faces, find_faces  # noqa: E402
+from fer_core.faces import detect_faces, detect_yunet, find_faces  # noqa: E402
 from fer_core.inference import predict_proba  # noqa: E402
 from fer_core.predict import LiveClassifier, classify_faces  # noqa: E402
 
@@ -78,7 +78,12 @@ def main(argv=None) -> int:
     per_face_b8 = median_ms(lambda: predict_proba(model, prep, batch8), args.runs // 2, name="b8") / 8
     CPU_TIMES["b8"] /= 8
     fr = max(20, args.runs // 4)
-    detect = median_ms(lambda: detect_faces(gray), fr, name="detect")
+    detect = median_ms(lambda: detect_faces(gray), fr, name="detect")  # Haar cascade, photo settings
+    n_yunet = len(detect_yunet(gray))
+    detect_yn = median_ms(lambda: detect_yunet(gray), fr, name="detect_yunet")  # the default detector
+    n_haar = len(detect_faces(gray))
+    blank = np.full_like(gray, 120)  # a frame without a face: YuNet's padded retry and the cascade also run
+    empty_ms = median_ms(lambda: find_faces(blank, required=False), fr, name="empty")
     frame_ms = median_ms(lambda: classify_faces(model, prep, find_faces(frame, required=False)), fr, name="frame")
     live = LiveClassifier(model, prep)  # the webcam stream's settings: faces >= 60 px, coarser scale steps
     n_live = len(live(frame))
@@ -93,7 +98,10 @@ def main(argv=None) -> int:
     print(f"per face, batch of 1 + TTA         {per_face_tta:8.2f} {CPU_TIMES['tta']:8.2f}")
     print(f"per face, in a batch of 8          {per_face_b8:8.2f} {CPU_TIMES['b8']:8.2f}")
     print("640x480 frame, photo settings:")
-    print(f"  detect only                      {detect:8.2f} {CPU_TIMES['detect']:8.2f}   ({fr} runs)")
+    print(f"  detect only, YuNet (default)     {detect_yn:8.2f} {CPU_TIMES['detect_yunet']:8.2f}   ({n_yunet} faces)")
+    print(f"  detect only, Haar cascade        {detect:8.2f} {CPU_TIMES['detect']:8.2f}   ({n_haar} faces)"
+          f"   YuNet/Haar {detect_yn / detect:.2f}x")
+    print(f"  find_faces on a face-free frame  {empty_ms:8.2f} {CPU_TIMES['empty']:8.2f}   (YuNet, padded YuNet, Haar)")
     print(f"  detect + classify                {frame_ms:8.2f} {CPU_TIMES['frame']:8.2f}   ({n_found} faces)")
     print("640x480 frame, live webcam settings (LiveClassifier):")
     print(f"  detect + classify + smooth       {live_ms:8.2f} {CPU_TIMES['live']:8.2f}   ({n_live} faces)")

@@ -3,7 +3,8 @@
     python -m fer_core.predict [--checkpoint CKPT] [--tta] [--format csv|json] PATH...
 
 PATHs are image files or folders (searched recursively). One output row per face: file, face (index from 0),
-box [x, y, w, h], source (detected | whole_image), score (detector neighbours), label, probabilities (all
+box [x, y, w, h], source (detected | whole_image), detector (yunet | haar), score (YuNet confidence or Haar
+neighbours), label, probabilities (all
 classes). A file that fails gets one row with file and error; the exit code is 1 if any failed, 2 if the
 checkpoint cannot be used.
 """
@@ -37,10 +38,13 @@ class FaceResult:
     label: str
     probabilities: dict[str, float]
     face48: np.ndarray = field(repr=False)
+    detector: str | None = None  # "yunet" | "haar" | None (whole image)
+    landmarks: np.ndarray | None = field(default=None, repr=False)  # (5, 2): eyes, nose, mouth corners
 
     def row(self) -> dict:
         return {"file": self.file, "face": self.face, "box": list(self.box), "source": self.source,
-                "score": self.score, "label": self.label, "probabilities": self.probabilities}
+                "detector": self.detector, "score": self.score, "label": self.label,
+                "probabilities": self.probabilities}
 
 
 def classify_faces(model, prep, faces: list[Face], file: str = "image", tta: bool = False) -> list[FaceResult]:
@@ -52,7 +56,7 @@ def classify_faces(model, prep, faces: list[Face], file: str = "image", tta: boo
     out = []
     for i, (f, p) in enumerate(zip(faces, probs)):
         out.append(FaceResult(file, i, tuple(int(v) for v in f.box), f.source, f.score, classes[int(p.argmax())],
-                              {c: float(v) for c, v in zip(classes, p)}, f.face48))
+                              {c: float(v) for c, v in zip(classes, p)}, f.face48, f.detector, f.landmarks))
     return out
 
 
@@ -108,13 +112,13 @@ def rows_to_csv(rows, classes=CLASSES) -> str:
     column (named after the class), failing files fill only file and error."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "face", "box", "source", "score", "label", *classes, "error"])
+    w.writerow(["file", "face", "box", "source", "detector", "score", "label", *classes, "error"])
     for r in rows:
         if "error" in r:
-            w.writerow([r["file"], "", "", "", "", "", *[""] * len(classes), r["error"]])
+            w.writerow([r["file"], "", "", "", "", "", "", *[""] * len(classes), r["error"]])
         else:
             p = r["probabilities"]
-            w.writerow([r["file"], r["face"], json.dumps(r["box"]), r["source"],
+            w.writerow([r["file"], r["face"], json.dumps(r["box"]), r["source"], r.get("detector") or "",
                         "" if r["score"] is None else f"{r['score']:g}", r["label"],
                         *[f"{p[c]:.6f}" for c in classes], ""])
     return buf.getvalue()

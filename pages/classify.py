@@ -13,10 +13,14 @@ import streamlit as st
 from app_common import file_version, get_model, sidebar
 from fer_core.data import CLASSES, DataError, open_image
 from fer_core.faces import draw_faces, find_faces, overlay_heatmap
-from fer_core.predict import LiveClassifier, classify_faces, face_saliency, one_line, rows_to_csv
+from fer_core.predict import LiveClassifier, classify_faces, decide, face_saliency, one_line, rows_to_csv
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
 MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts
+GRID_FROM = 4  # this many photos or more: a compact grid of thumbnails and one photo's details at a time
+GRID_COLUMNS = 4
+HOW = {"yunet": "found by YuNet", "haar": "found by the Haar cascade",
+       None: "whole image (no face detected; a tight crop)"}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -42,7 +46,7 @@ def analyze(data: bytes, name: str, checkpoint: str, mtime: float, tta: bool, sa
         except Exception as e:  # noqa: BLE001 - the classification is still worth showing
             map_error = f"Saliency unavailable: {one_line(e)}"
     captions = [f"{r.label} {r.probabilities[r.label]:.0%}" for r in results]
-    shown = draw_faces(img, [r.box for r in results], captions)
+    shown = draw_faces(img, [r.box for r in results], captions, landmarks=[r.landmarks for r in results])
     shown.thumbnail((1280, 1280))  # what the browser gets; boxes are already drawn at full size
     return {"name": name, "image": shown, "rows": [r.row() for r in results],
             "faces48": [r.face48 for r in results], "maps": maps, "map_error": map_error}
@@ -59,7 +63,7 @@ def prob_bars(probs: dict) -> go.Figure:
     return fig
 
 
-def show_result(res: dict, idx: int, saliency: bool) -> None:
+def show_result(res: dict, idx: int, saliency: bool, threshold: float) -> None:
     st.subheader(res["name"])
     if "error" in res:
         st.warning(res["error"])
@@ -70,12 +74,13 @@ def show_result(res: dict, idx: int, saliency: bool) -> None:
         left.caption(res["map_error"])
     with right:
         for j, row in enumerate(res["rows"][:MAX_FACES_SHOWN]):
-            conf = row["probabilities"][row["label"]]
-            how = "detected" if row["source"] == "detected" else "whole image (no face detected; a tight crop)"
-            st.markdown(f"**Face {j + 1}: {row['label']}** ({conf:.0%}) - {how}")
+            verdict, conf = decide(list(row["probabilities"].values()), threshold, list(row["probabilities"]))
+            how = HOW.get(row.get("detector") if row["source"] == "detected" else None, row["source"])
+            st.markdown(f"**Face {j + 1}: {verdict}** ({row['label']} {conf:.0%}) - {how}")
             c1, c2 = st.columns([1, 2])
             face = res["faces48"][j]
-            c1.image(np.kron(face, np.ones((3, 3), np.uint8)), caption="what the model sees (48x48)")
+            what = "levelled 48x48 crop" if row.get("detector") == "yunet" else "48x48 crop"
+            c1.image(np.kron(face, np.ones((3, 3), np.uint8)), caption=f"what the model sees ({what})")
             if saliency and res["maps"] is not None:
                 c1.image(overlay_heatmap(face, res["maps"][j]), caption=f"saliency for '{row['label']}'")
             c2.plotly_chart(prob_bars(row["probabilities"]), key=f"bars-{idx}-{j}")
@@ -83,17 +88,32 @@ def show_result(res: dict, idx: int, saliency: bool) -> None:
             st.caption(f"{len(res['rows']) - MAX_FACES_SHOWN} more face(s) in the table below.")
 
 
-def results_table(results: list[dict]) -> pd.DataFrame:
+def results_table(results: list[dict], threshold: float) -> pd.DataFrame:
     recs = []
     for res in results:
         if "error" in res:
             recs.append({"file": res["name"], "error": res["error"]})
             continue
         for row in res["rows"]:
-            recs.append({"file": row["file"], "face": row["face"] + 1, "label": row["label"],
-                         "confidence": row["probabilities"][row["label"]], "source": row["source"],
+            verdict, conf = decide(list(row["probabilities"].values()), threshold, list(row["probabilities"]))
+            recs.append({"file": row["file"], "face": row["face"] + 1, "verdict": verdict, "label": row["label"],
+                         "confidence": conf, "source": row["source"], "detector": row.get("detector") or "",
                          "box": str(row["box"]), **row["probabilities"]})
     return pd.DataFrame(recs)
+
+
+def photo_grid(results: list[dict], threshold: float) -> None:
+    """Many photos: annotated thumbnails, GRID_COLUMNS to a row, each captioned with its faces' verdicts."""
+    for start in range(0, len(results), GRID_COLUMNS):
+        for col, res in zip(st.columns(GRID_COLUMNS), results[start : start + GRID_COLUMNS]):
+            if "error" in res:
+                col.warning(res["error"])
+                continue
+            verdicts = [decide(list(r["probabilities"].values()), threshold, list(r["probabilities"]))[0]
+                        for r in res["rows"]]
+            col.image(res["image"], caption=f"{res['name']}: " + ", ".join(
+                f"{j + 1} {v}" for j, v in enumerate(verdicts[:6])) + (" ..." if len(verdicts) > 6 else ""),
+                width="stretch")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,8 +192,9 @@ def live_section(model, prep, checkpoint: str) -> None:
 
 ctx = sidebar()
 st.title("Classify")
-st.caption("Every face in your photos: boxed, numbered and classified. Faces are found with OpenCV's Haar "
-           "cascade and given to the model as 48x48 grayscale crops, exactly like the training data.")
+st.caption("Every face in your photos: boxed, numbered and classified. Faces are found with YuNet (OpenCV's "
+           "FaceDetectorYN; the Haar cascade as fallback), levelled on the eyes and given to the model as 48x48 "
+           "grayscale crops framed like the training data.")
 
 try:
     model, prep = get_model(ctx.checkpoint)
@@ -185,6 +206,8 @@ o1, o2, o3 = st.columns(3)
 tta = o1.toggle("Test-time augmentation (mirror)", value=False)
 saliency = o2.toggle("Saliency overlay", value=False, help="Vanilla gradient of the predicted class per face")
 use_camera = o3.toggle("Take a webcam picture", value=False)
+threshold = st.slider("Mark 'uncertain' below confidence", 0.0, 1.0, 0.5, 0.05, key="upload_threshold",
+                      help="A face whose top probability is lower is marked 'uncertain' (as in the live webcam).")
 
 uploads = st.file_uploader("Photos", type=IMAGE_TYPES, accept_multiple_files=True,
                            help="Any size and format a phone or webcam makes; every face in each photo is classified.")
@@ -199,10 +222,8 @@ if inputs:
     with st.spinner("Finding and classifying faces..."):
         for name, data in inputs:
             results.append(analyze(data, name, ctx.checkpoint, file_version(ctx.checkpoint), tta, saliency))
-    for i, res in enumerate(results):
-        show_result(res, i, saliency)
     st.subheader("Results")
-    table = results_table(results)
+    table = results_table(results, threshold)
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
         for c in ("confidence", *CLASSES) if c in table.columns})
@@ -211,6 +232,14 @@ if inputs:
                        mime="text/csv")
     st.caption("Faces are numbered from 1 on the photos and in this table; the CSV has the columns of "
                "`python -m fer_core.predict --format csv`, whose face index starts at 0.")
+    if len(results) >= GRID_FROM:  # a long batch: a compact grid, then one photo in full
+        photo_grid(results, threshold)
+        names = [f"{i + 1}. {r['name']}" for i, r in enumerate(results)]
+        pick = st.selectbox("Details for", range(len(results)), format_func=lambda i: names[i])
+        show_result(results[pick], pick, saliency, threshold)
+    else:
+        for i, res in enumerate(results):
+            show_result(res, i, saliency, threshold)
 else:
     st.info("Upload photos (or take a webcam picture) to classify the faces in them.")
 

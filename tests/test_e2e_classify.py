@@ -57,13 +57,15 @@ def test_upload_a_photo_on_the_classify_page(server, tmp_path):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.get_by_text(f"{len(boxes)} face(s)").count() == 1  # the boxed photo's caption
             assert page.get_by_text(f"Face {len(boxes) + 1}:").count() == 0  # no extra (false) faces
+            assert page.get_by_text("found by YuNet").count() == len(boxes)  # the detector is named per face
+            assert page.get_by_text("levelled 48x48 crop").count() == len(boxes)
             assert page.locator('[data-testid="stDataFrame"]').count() == 1
             assert page.get_by_role("button", name="Download CSV").count() == 1
             with page.expect_download() as dl:
                 page.get_by_role("button", name="Download CSV").click()
             csv_text = Path(dl.value.path()).read_text()
             lines = csv_text.strip().splitlines()
-            assert lines[0].startswith("file,face,box,source") and len(lines) == 1 + len(boxes)
+            assert lines[0].startswith("file,face,box,source,detector") and len(lines) == 1 + len(boxes)
             assert all(line.startswith("group photo.jpg,") for line in lines[1:])
         finally:
             browser.close()

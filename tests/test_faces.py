@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from fer_core.data import to_face48
-from fer_core.faces import (MIN_SIDE, NoFaceError, crop_face, detect_faces, draw_faces, find_faces,
-                            is_tight_crop, overlay_heatmap)
+from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_yunet,
+                            draw_faces, find_faces, is_tight_crop, overlay_heatmap)
 from fer_core.predict import iou
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -43,19 +43,24 @@ def corr(a, b) -> float:
     return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
 
 
-def test_pasted_faces_found_at_their_places_and_cropped_like_training_data():
+@pytest.mark.parametrize("detector", ["yunet", "haar"])
+def test_pasted_faces_found_at_their_places_and_cropped_like_training_data(detector):
     img, boxes, idx = compose_photo()
     x, _ = sample_faces()
-    faces = find_faces(img, name="composite")
+    faces = find_faces(img, name="composite", detector=detector)
     assert len(faces) == len(boxes), [f.box for f in faces]  # all found, no false positives
     for box, i in zip(boxes, idx):
         match = [f for f in faces if iou(f.box, box) > 0.5]
         assert len(match) == 1, (box, [f.box for f in faces])
         f = match[0]
-        assert f.source == "detected" and f.score >= 4
+        assert f.source == "detected" and f.detector == detector
         assert f.face48.shape == (48, 48) and f.face48.dtype == np.uint8
-        # the crop is the original 48x48 face again (framing matches the training data)
-        assert corr(f.face48, x[i]) > 0.8
+        # the crop is the original 48x48 face again (framing matches the training data). The cascade reproduces
+        # FER2013's own (OpenCV) framing closely; YuNet's calibrated box less so (measured 0.69-0.82 here)
+        if detector == "haar":
+            assert f.score >= 4 and corr(f.face48, x[i]) > 0.8
+        else:
+            assert f.score >= YUNET_SCORE and f.landmarks.shape == (5, 2) and corr(f.face48, x[i]) > 0.6
 
 
 def test_reading_order_rows_then_left_to_right():
@@ -120,8 +125,11 @@ def test_no_face_landscape_is_not_guessed_whole():
 
 def test_tight_face_crop_falls_back_to_whole_image():
     x, _ = sample_faces()
-    # this FER face is not detected by the cascade, not even upscaled; as a tight crop it is used whole
-    undetected = next(i for i in range(40) if not detect_faces(np.asarray(Image.fromarray(x[i]).resize((96, 96)))))
+    # YuNet finds nearly every FER face; one upside down it does not (nor the cascade): as a tight crop it is
+    # used whole
+    x = x[:, ::-1]
+    undetected = next(i for i in range(60) if not find_faces(Image.fromarray(x[i]).resize(
+        (96, 96), Image.Resampling.BICUBIC), whole_image=False, required=False))
     crop = Image.fromarray(x[undetected]).resize((96, 96), Image.Resampling.BICUBIC)
     faces = find_faces(crop, name="crop.png")
     assert len(faces) == 1 and faces[0].source == "whole_image" and faces[0].score is None
@@ -178,3 +186,112 @@ def test_draw_and_overlay():
     out.save(buf, "PNG")
     ov = overlay_heatmap(np.zeros((48, 48), np.uint8), np.ones((48, 48)), size=96)
     assert ov.shape == (96, 96, 3) and ov[..., 0].mean() > ov[..., 2].mean()  # hot = red end of JET
+
+
+# ----------------------------------------------------------------------------------------------
+# YuNet on the photos the cascade finds hard: tilted, dark, frame-filling, several faces
+
+
+def astronaut_gray():
+    skdata = pytest.importorskip("skimage.data")
+    import cv2
+
+    return cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
+
+
+def near_face(box, cx=225, cy=115, tol=45):
+    x, y, w, h = box
+    return abs(x + w / 2 - cx) < tol and abs(y + h / 2 - cy) < tol
+
+
+@pytest.mark.parametrize("angle", [-30, 30])
+def test_tilted_head_found_and_levelled(angle):
+    import cv2
+
+    g = astronaut_gray()
+    m = cv2.getRotationMatrix2D((225, 115), angle, 1.0)  # roll the head about its centre
+    r = cv2.warpAffine(g, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    assert find_faces(r, detector="haar", required=False, whole_image=False) == []  # the cascade misses it
+    faces = find_faces(r, name="tilted")
+    assert len(faces) == 1 and faces[0].detector == "yunet" and near_face(faces[0].box)
+    assert faces[0].landmarks.shape == (5, 2)
+
+
+@pytest.mark.parametrize("angle", [-15, 15])
+def test_levelled_crop_undoes_the_roll_of_fer_faces(angle):
+    """FER faces pasted upright, then rolled: the eye-levelled crop matches the original 48x48 face better
+    than the same crop unlevelled (averaged over 12 faces; measured 0.49 vs 0.38 over 40)."""
+    import cv2
+
+    x, _ = sample_faces()
+    lev, flat = [], []
+    for i in range(0, 120, 10):
+        c = np.full((480, 480), 128, np.uint8)
+        c[144:336, 144:336] = cv2.resize(x[i], (192, 192), interpolation=cv2.INTER_CUBIC)
+        r = cv2.warpAffine(c, cv2.getRotationMatrix2D((240, 240), angle, 1.0), (480, 480), borderValue=128)
+        found = detect_yunet(r)
+        assert len(found) == 1
+        box, _, lm = found[0]
+        lev.append(corr(crop_aligned(r, box, lm), x[i]))
+        flat.append(corr(crop_aligned(r, box, lm, level=False), x[i]))
+    assert np.mean(lev) > np.mean(flat) + 0.05
+
+
+def test_dark_face_found():
+    g = astronaut_gray()
+    dark = (255 * (g / 255.0) ** 3 * 0.35).astype(np.uint8)  # mean brightness ~18 of 255
+    faces = find_faces(dark, name="dark")
+    assert len(faces) == 1 and faces[0].detector == "yunet" and near_face(faces[0].box)
+
+
+@pytest.mark.parametrize("crop", [(60, 190, 165, 290), (75, 180, 175, 280)])
+def test_frame_filling_face_found(crop):
+    import cv2
+
+    g = astronaut_gray()
+    y0, y1, x0, x1 = crop
+    fill = cv2.resize(g[y0:y1, x0:x1], (350, 350), interpolation=cv2.INTER_CUBIC)  # a tight 350x350 portrait
+    faces = find_faces(fill, name="portrait")
+    assert len(faces) == 1 and faces[0].source == "detected" and faces[0].detector == "yunet"
+    x, y, w, h = faces[0].box
+    assert w > 0.6 * 350  # the face is most of the frame
+
+
+def test_small_tight_colour_crop_found():
+    import cv2
+
+    g = astronaut_gray()
+    small = cv2.resize(g[75:180, 175:280], (44, 44), interpolation=cv2.INTER_AREA)  # a 44 px face crop
+    faces = find_faces(Image.fromarray(small).convert("RGB"), name="small")
+    assert len(faces) == 1 and faces[0].source == "detected"
+
+
+def test_several_real_faces_in_reading_order():
+    import cv2
+
+    g = astronaut_gray()
+    face = g[40:200, 145:305]  # 160x160 around the face
+    canvas = np.full((480, 900), 110, np.uint8)
+    spots = [(20, 30), (330, 30), (650, 30), (160, 290)]
+    for i, (x, y) in enumerate(spots):
+        s = 160 if i < 3 else 140
+        canvas[y : y + s, x : x + s] = cv2.resize(face, (s, s))
+    faces = find_faces(canvas, name="group")
+    assert len(faces) == 4 and all(f.detector == "yunet" for f in faces)
+    # reading order: the three on top left to right, then the one below
+    assert [f.box[0] for f in faces[:3]] == sorted(f.box[0] for f in faces[:3]) and faces[3].box[1] > 250
+
+
+def test_yunet_no_false_positives_on_face_free_pictures():
+    """scikit-image's face-free pictures, full size and as 200 px thumbnails (where the lower small-image
+    threshold applies): no face. Highest YuNet score among them: coffee 0.63 (threshold 0.7)."""
+    import cv2
+
+    from fer_core.data import to_gray
+
+    skdata = pytest.importorskip("skimage.data")
+    for name in ["coffee", "rocket", "chelsea", "hubble_deep_field", "brick", "grass", "moon", "page", "horse"]:
+        g = to_gray(getattr(skdata, name)())
+        thumb = cv2.resize(g, (200, max(24, round(200 * g.shape[0] / g.shape[1]))), interpolation=cv2.INTER_AREA)
+        for img in (g, thumb):
+            assert find_faces(img, name=name, whole_image=False, required=False) == [], (name, img.shape)

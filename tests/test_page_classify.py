@@ -93,3 +93,32 @@ def test_no_face_photo_is_a_message(at):
     assert not at.exception, at.exception
     assert any("sky.png: no face found" in w.value for w in at.warning)
     assert "no face found" in table(at)["error"].iloc[0]
+
+
+def test_batch_of_photos_gets_table_first_then_a_compact_grid(at):
+    """14 uploads: the results table and CSV come first, then a grid of thumbnails and one photo in detail
+    (not 14 full-size sections); the detector is named and low-confidence faces are marked 'uncertain'."""
+    files = []
+    for k in range(14):
+        photo, _, _ = compose_photo(placements=[PASTED[k % len(PASTED)]], seed=k, mode="RGB")
+        files.append((f"p{k:02d}.jpg", jpeg(photo), "image/jpeg"))
+    at.file_uploader[0].set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+    t = table(at)
+    assert len(t) == 14 and set(t["detector"]) == {"yunet"} and set(t["source"]) == {"detected"}
+    low = t["confidence"] < 0.5
+    assert (t.loc[low, "verdict"] == "uncertain").all() and (t.loc[~low, "verdict"] == t.loc[~low, "label"]).all()
+    # table and CSV before the per-photo views: the "Results" header is the first subheader
+    assert at.subheader[0].value == "Results"
+    assert [sb.label for sb in at.selectbox].count("Details for") == 1
+    images = at.get("image")
+    assert len(images) == 14 + 1 + 1  # 14 thumbnails, the chosen photo and its one face crop
+    assert len([s for s in at.subheader if s.value.startswith("p")]) == 1  # one photo in detail
+    assert any("found by YuNet" in m.value for m in at.markdown)
+
+    # everything below a 100% threshold is uncertain
+    next(s for s in at.slider if s.label.startswith("Mark 'uncertain'")).set_value(1.0)
+    at.run()
+    assert not at.exception, at.exception
+    assert set(table(at)["verdict"]) == {"uncertain"}

@@ -170,11 +170,13 @@ def test_tta_averages_mirror(tiny):
 
 
 def test_rows_to_csv_shape():
-    rows = [{"file": "a.jpg", "face": 0, "box": [1, 2, 3, 4], "source": "detected", "score": 7.0, "label": "happy",
-             "probabilities": {c: 1 / 7 for c in CLASSES}}, {"file": "b.jpg", "error": "b.jpg: no face found"}]
+    rows = [{"file": "a.jpg", "face": 0, "box": [1, 2, 3, 4], "source": "detected", "detector": "haar", "score": 7.0,
+             "label": "happy", "probabilities": {c: 1 / 7 for c in CLASSES}},
+            {"file": "b.jpg", "error": "b.jpg: no face found"}]
     t = list(csv.reader(io.StringIO(rows_to_csv(rows))))
-    assert t[0] == ["file", "face", "box", "source", "score", "label", *CLASSES, "error"]
-    assert t[1][2] == "[1, 2, 3, 4]" and t[1][4] == "7" and t[2][-1] == "b.jpg: no face found"
+    assert t[0] == ["file", "face", "box", "source", "detector", "score", "label", *CLASSES, "error"]
+    assert t[1][2] == "[1, 2, 3, 4]" and t[1][4] == "haar" and t[1][5] == "7" and t[2][-1] == "b.jpg: no face found"
+    assert len(t[2]) == len(t[0])
 
 
 def test_saliency_points_at_the_class_square(tiny_checkpoint, monkeypatch):

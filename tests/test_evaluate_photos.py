@@ -1,0 +1,92 @@
+"""`python -m fer_core.evaluate --photos DIR` on labelled photo folders built here: real faces (scikit-image's
+astronaut, FER faces pasted into canvases), a face-free picture, labels.csv and <class>/ layouts."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_core.data import CLASSES
+from fer_core.evaluate import evaluate_photos, main, photo_labels
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+CKPT = ROOT / "checkpoints" / "seed_vgg.pt"  # the faster shipped model
+skdata = pytest.importorskip("skimage.data")
+
+
+def pasted(face, seed):
+    rng = np.random.default_rng(seed)
+    canvas = np.clip(rng.normal(128, 12, (300, 400)), 0, 255).astype(np.uint8)
+    canvas[60:240, 110:290] = np.asarray(Image.fromarray(face).resize((180, 180), Image.Resampling.BICUBIC))
+    return Image.fromarray(canvas)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    with np.load(ROOT / "samples" / "fer2013_sample.npz") as z:
+        x, y = z["test_x"], z["test_y"]
+    rows = []
+    for i in range(0, 60, 10):
+        pasted(x[i], i).save(d / f"fer_{i}.png")
+        rows.append((f"fer_{i}.png", CLASSES[int(y[i])]))
+    Image.fromarray(skdata.astronaut()).save(d / "astronaut.jpg")
+    rows.append(("astronaut.jpg", "happy"))
+    Image.fromarray(skdata.coffee()).save(d / "coffee.jpg")  # no face: counts as a miss
+    rows.append(("coffee.jpg", "neutral"))
+    (d / "labels.csv").write_text("file,label\n" + "".join(f"{f},{lab}\n" for f, lab in rows))
+    return d, rows
+
+
+def test_metrics_are_consistent_with_per_photo_predictions(photo_dir):
+    from fer_core.checkpoint import load_model
+    from fer_core.predict import classify_image
+
+    d, rows = photo_dir
+    m = evaluate_photos(CKPT, d)
+    assert m["photos"] == len(rows) == 8 and m["detected"] == 7 and m["sources"]["none"] == 1
+    assert m["detection_rate"] == pytest.approx(7 / 8)
+    assert any("coffee.jpg: no face found" in e for e in m["no_face"])
+    # recompute from the per-photo predictions the library gives
+    model, prep = load_model(CKPT)
+    right = 0
+    for f, lab in rows[:-1]:
+        right += classify_image(model, prep, str(d / f))[0].label == lab
+    assert m["accuracy_found"] == pytest.approx(right / 7)
+    assert m["accuracy_all"] == pytest.approx(right / 8)  # the face-free photo counts wrong
+    cm = np.array(m["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum() == 7 and np.trace(cm) == right  # the no-face photo is in no column
+    assert m["per_class"]["neutral"]["support"] == sum(lab == "neutral" for _, lab in rows)
+
+
+def test_class_subfolders_and_labels_csv_agree(photo_dir, tmp_path):
+    d, rows = photo_dir
+    for f, lab in rows:
+        (tmp_path / lab).mkdir(exist_ok=True)
+        (tmp_path / lab / f).write_bytes((d / f).read_bytes())
+    a = sorted((p.name, k) for p, k in photo_labels(d))
+    b = sorted((p.name, k) for p, k in photo_labels(tmp_path))
+    assert a == b and len(a) == 8
+
+
+def test_cli_text_and_json(photo_dir, capsys):
+    d, _ = photo_dir
+    assert main(["--checkpoint", str(CKPT), "--photos", str(d), "--detector", "haar"]) == 0
+    out = capsys.readouterr().out
+    assert "detector haar: face detected in" in out and "confusion matrix" in out and "over all photos" in out
+    assert main(["--checkpoint", str(CKPT), "--photos", str(d), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["split"] == "photos" and m["detector"] == "yunet" and m["photos"] == 8
+
+
+def test_bad_folders_get_one_line_errors(tmp_path, capsys):
+    assert main(["--checkpoint", str(CKPT), "--photos", str(tmp_path / "nope")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["--checkpoint", str(CKPT), "--photos", str(tmp_path)]) == 2
+    assert "no labelled photos" in capsys.readouterr().err
+    (tmp_path / "labels.csv").write_text("file,label\na.jpg,bored\n")
+    assert main(["--checkpoint", str(CKPT), "--photos", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: unknown label 'bored'" in err and len(err.strip().splitlines()) == 1
