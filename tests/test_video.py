@@ -67,9 +67,10 @@ def test_two_moving_faces_become_two_tracks(model, two_faces_clip):
     for tid, face in zip((0, 1), TWO_FACES):  # tracks are numbered in reading order of the first frame
         rows = [r for r in res.rows if r["track"] == tid]
         assert [r["frame"] for r in rows] == list(range(10))
-        for r in rows:  # each track follows its own face as it moves
+        for r in rows:  # each track follows its own face as it moves (the other face's IoU is 0)
             frame_idx = round(r["time"] * 10)
-            assert iou(r["box"], face_boxes(frame_idx, [face])[0]) > 0.6, (tid, r)
+            # > 0.4, not more: YuNet's box is the face, taller and narrower than the square tile pasted here
+            assert iou(r["box"], face_boxes(frame_idx, [face])[0]) > 0.4, (tid, r)
             assert abs(sum(r["probabilities"].values()) - 1) < 1e-4 and r["label"] in CLASSES
             assert res.crops[(r["frame"], tid)].shape == (48, 48)
     for t in res.tracks:
