@@ -19,6 +19,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .data import DataError, to_face48, to_gray
 
+# Re-set OpenCV's thread count explicitly. Measured on a 2-core EPYC (benchmarks/predict_latency.py): with the
+# pool OpenCV starts by default, PyTorch's convolutions that follow a YuNet detection ran 10x slower (3 faces:
+# 292 ms instead of 23 ms) as the two thread pools fought over the cores; an explicit count (same number) avoids it.
+cv2.setNumThreads(max(1, cv2.getNumThreads()))
+
 CASCADE = "haarcascade_frontalface_alt2.xml"
 WINDOW = 20  # alt2's detection window (px): the smallest face it can see
 MIN_FACE = 40  # px in the photo; smaller faces are too small to classify from a 48x48 input anyway
