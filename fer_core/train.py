@@ -133,6 +133,75 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# ----------------------------------------------------------------------------------------------
+# run directories are created exclusively and held with a lock, so two trainers never share one
+
+LOCK_FILE = "train.lock"
+LAUNCHER_FILE = "launch.json"  # written by fer_core.runs.launch into the folder it makes for the trainer
+
+
+def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
+    """A new run directory under `out_dir`. A taken default name gets a suffix (-2, -3, ...); an explicit
+    `name` that exists is an error, unless it is the empty folder runs.launch made for this trainer."""
+    root = Path(out_dir or "runs")
+    root.mkdir(parents=True, exist_ok=True)
+    if name:
+        run = root / name
+        try:
+            run.mkdir()
+        except FileExistsError:
+            made_by_launcher = (run / LAUNCHER_FILE).exists() and not any(
+                (run / f).exists() for f in ("config.json", "last.pt", "metrics.jsonl"))
+            if not made_by_launcher:
+                raise ValueError(f"run {name!r} already exists in {root}; choose another --name "
+                                 f"or continue it with --resume {run}") from None
+        return run
+    for i in range(1, 10_000):
+        run = root / (default_base if i == 1 else f"{default_base}-{i}")
+        try:
+            run.mkdir()  # atomic: of two launches in the same second only one gets each name
+            return run
+        except FileExistsError:
+            continue
+    raise ValueError(f"no free run name for {default_base} in {root}")
+
+
+def lock_run_dir(run: Path):
+    """Hold an exclusive lock on `run` for this process: an open file with flock, released when the file is
+    closed or the process dies (so a lock left by a killed trainer is never in the way). -> the open file."""
+    f = open(run / LOCK_FILE, "a+")
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        raise ValueError(f"{run}: another trainer ({holder or 'unknown process'}) is using this run; "
+                         "stop it or wait for it to end") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    return f
+
+
+def _remove_if_empty(run: Path) -> None:
+    try:
+        (run / LOCK_FILE).unlink(missing_ok=True)
+        run.rmdir()
+    except OSError:
+        pass
+
+
+def release_run_lock(f) -> None:
+    if f is not None:
+        f.close()  # closing the file releases the flock
+
+
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     """Learning rate at optimizer step `step` of `total` (computed, so resuming needs no scheduler state)."""
     t = step / max(1, total)
@@ -262,12 +331,22 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         torch.backends.cudnn.allow_tf32 = True
     amp = cfg.amp and device.type == "cuda"
 
-    # ---- run directory
+    # ---- run directory: made exclusively and locked by rank 0 (a second trainer is refused, nothing written)
+    lock = None
     if resume:
         run = Path(run_dir)
+        if main:
+            lock = lock_run_dir(run)
     else:
-        name = run_dir or f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model}"
-        run = Path(out_dir or "runs") / name
+        run = None
+        if main:
+            run = create_run_dir(out_dir, run_dir, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model}")
+            try:
+                lock = lock_run_dir(run)
+            except ValueError:
+                if not run_dir:  # our own fresh folder: leave nothing behind
+                    _remove_if_empty(run)
+                raise
         if distributed:  # every rank must agree on the name chosen by rank 0
             obj = [str(run)]
             torch.distributed.broadcast_object_list(obj, src=0)
@@ -284,7 +363,6 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     if main:
-        run.mkdir(parents=True, exist_ok=True)
         if resume:
             old = json.loads(status_path.read_text()) if status_path.exists() else {}
             status["started"] = old.get("started", status["started"])
@@ -454,6 +532,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
         raise
     finally:
+        release_run_lock(lock)
         for s, h in old_handlers.items():
             signal.signal(s, h)
         if distributed and torch.distributed.is_initialized():
