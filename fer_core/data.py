@@ -229,13 +229,19 @@ def _select_split(entries, split: str, source: str):
     want = split
     if split == "val" and "val" not in present and "test" in present:
         want = "test"
-    chosen = []
+    chosen, unknown = [], set()
     for s, c, f in entries:
         if split_of_dir(s) != want:
             continue
         k = class_index(c)
         if k is not None:
             chosen.append((k, f))
+        else:
+            unknown.add(c)
+    if not chosen and unknown:
+        names = ", ".join(sorted(unknown)[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise DataError(f"{source}: split '{want}' has no recognised class folders (found: {names}; "
+                        f"expected FER2013 class names such as angry, happy, neutral, or 0-6)")
     if not chosen:
         have = ", ".join(sorted(present)) or "none"
         raise DataError(f"{source}: split '{split}' is empty or missing (splits found: {have})")

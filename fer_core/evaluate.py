@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+import torch
 
 from .checkpoint import CheckpointError, load_model
 from .data import CLASSES, DataError, load_split
@@ -27,12 +28,27 @@ def metrics(y_true, y_pred, classes=CLASSES) -> dict:
 
 
 def evaluate(checkpoint, data, split="test", tta=False, device="cpu") -> dict:
+    if device == "auto":
+        from .train import resolve_device
+
+        device = str(resolve_device(device))
     model, prep = load_model(checkpoint, device=device)
     faces = load_split(data, split)
     logits = predict_logits(model, prep, faces.x, tta=tta)
     out = metrics(faces.y, logits.argmax(1), model.classes)
     out.update(checkpoint=str(checkpoint), data=str(data), split=split, tta=tta)
     return out
+
+
+def check_device(device: str) -> None:
+    """A device this machine has, else ValueError with one line (before any model or data is loaded)."""
+    from .train import resolve_device
+
+    if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    if device.startswith("cuda:") and torch.cuda.is_available() and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    resolve_device(device)
 
 
 def format_report(m: dict) -> str:
@@ -59,6 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
+        check_device(a.device)
         m = evaluate(a.checkpoint, a.data, a.split, a.tta, a.device)
     except (DataError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -34,6 +34,22 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle", "step")
 
 
+def check_model_args(model: str, model_args) -> None:
+    """Build the model once on a face-sized input: bad --model-args fail here, not in a half-made run
+    (a model with the wrong number of outputs would leave a last.pt that nothing can use)."""
+    if not isinstance(model_args, dict):
+        raise ValueError(f"--model-args must be a JSON object, got {model_args!r}")
+    try:
+        with torch.no_grad():
+            out = create_model(model, **model_args).eval()(torch.zeros(1, 1, 48, 48))  # (1, classes)
+    except (TypeError, ValueError, RuntimeError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(f"--model-args {json.dumps(model_args)} do not fit model {model!r}: {msg}") from None
+    if tuple(out.shape) != (1, len(CLASSES)):
+        raise ValueError(f"--model-args {json.dumps(model_args)}: model {model!r} would have {out.shape[-1]} "
+                         f"outputs, FER2013 has {len(CLASSES)} classes")
+
+
 @dataclass
 class TrainConfig:
     data: str = ""
@@ -95,6 +111,7 @@ class TrainConfig:
             bad("--warmup-epochs must be between 0 and --epochs")
         if self.device not in ("auto", "cuda", "mps", "cpu") and not self.device.startswith("cuda:"):
             bad(f"--device must be auto, cuda, mps or cpu, got {self.device!r}")
+        check_model_args(self.model, self.model_args)
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
@@ -144,7 +161,10 @@ def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
     """A new run directory under `out_dir`. A taken default name gets a suffix (-2, -3, ...); an explicit
     `name` that exists is an error, unless it is the empty folder runs.launch made for this trainer."""
     root = Path(out_dir or "runs")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot make the runs folder {root}: {e.strerror or e}") from None
     if name:
         run = root / name
         try:
@@ -576,6 +596,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_out_dir(out) -> None:
+    """--out must be a folder or a path where one can be made (not a file, nor under one)."""
+    p = Path(out)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise ValueError(f"--out {out}: {q} is not a directory")
+            break
+
+
 def config_from_args(a) -> TrainConfig:
     try:
         margs = json.loads(a.model_args)
@@ -617,6 +647,8 @@ def main(argv=None) -> int:
             cfg = config_from_args(a)
         cfg.validate()
         resolve_device(cfg.device)
+        if not a.resume:
+            check_out_dir(a.out)
         if not a.resume:  # bad data fails here, before a run directory exists (decoded once, then cached)
             load_split(cfg.data, "train")
             load_split(cfg.data, cfg.val_split)
