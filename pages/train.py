@@ -274,7 +274,7 @@ if ss.get("tr_confirm_delete") == selected:
     if d[0].button("Yes, delete", key="tr_delete_yes", type="primary"):
         ss.pop("tr_confirm_delete", None)
         try:
-            runs.delete_run(sel.path)
+            runs.delete_run(sel.path, RUNS)
         except (runs.LaunchError, OSError) as e:
             st.error(f"Not deleted: {e}")
         else:
