@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ sys.path.insert(0, str(ROOT))
 
 # keep decoded-data caches of the tests away from the user's cache
 os.environ.setdefault("FER_CACHE_DIR", str(ROOT / ".cache" / "test-data"))
+# the dashboard reads data sources only inside its data roots; the tests' own data lives in temp folders
+os.environ.setdefault("FER_DATA_ROOT", tempfile.gettempdir())
 
 
 def synthetic_faces(n: int, seed: int = 0, noise: float = 40.0):
