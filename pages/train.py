@@ -301,11 +301,13 @@ def row(r: runs.Run) -> dict:
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
         + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else ""))
     started = r.status.get("started") or r.launch.get("created")
+    n = hp.get("max_train_samples")
+    samples = f"{n:,}" if n else "all"  # text either way: a column of numbers and "all" breaks pyarrow
     return {
         "run": r.name, "state": r.state, "model": hp.get("model", "?"), "epoch": f"{r.epoch}/{r.epochs}",
         "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer"), "lr": hp.get("lr"),
         "schedule": hp.get("schedule"), "augmentation": aug, "normalize": hp.get("normalize"),
-        "smoothing": hp.get("label_smoothing"), "samples": hp.get("max_train_samples") or "all",
+        "smoothing": hp.get("label_smoothing"), "samples": samples,
         "best val acc": r.best_val_acc, "duration": runs.format_seconds(r.duration),
         "started": datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") if started else "-",
     }
