@@ -59,7 +59,8 @@ def _load_failure(e: Exception) -> str:
     if "Weights only load failed" in text:
         detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
         detail = " ".join(detail.split("Check the documentation")[0].split())  # e.g. "Unsupported global: ..."
-        return "unsafe checkpoint: it holds objects other than tensors and plain data, so it is not loaded" + (
+        # garbage and pickled code both end here: the weights-only reader cannot tell them apart
+        return "corrupt or unsafe checkpoint, not loaded: only tensors and plain data are allowed" + (
             f" ({detail[:200]})" if detail else "")
     msg = text.splitlines()[0] if text else type(e).__name__
     return f"corrupt or truncated checkpoint ({msg[:200]})"

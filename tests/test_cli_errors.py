@@ -216,9 +216,9 @@ def test_unknown_class_folders_are_named(capsys, tmp_path, tiny_checkpoint):
 
     from fer_core.evaluate import main
 
-    for cls in ("joy", "grumpy"):
+    for cls in ("bored", "grumpy"):
         d = tmp_path / "faces" / "test" / cls
         d.mkdir(parents=True)
         Image.new("L", (48, 48), 128).save(d / "a.png")
     main_error(capsys, main, ["--checkpoint", tiny_checkpoint, "--data", tmp_path / "faces", "--split", "test"],
-               "grumpy, joy", "no recognised class folders")
+               "bored, grumpy", "no recognised class folders")
