@@ -392,6 +392,8 @@ def sidebar() -> Ctx:
     data = os.path.expanduser(data.strip()) or str(SAMPLE_DATA)
     error = None
     try:
+        if data != str(SAMPLE_DATA):  # a server path typed by whoever reaches the page: data roots only
+            fer_core.data.check_data_source(data)
         fer_core.data.source_kind(data)
         splits = get_splits(data)
         if not splits:

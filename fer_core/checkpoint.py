@@ -12,7 +12,7 @@ import torch
 
 from .data import CLASSES, atomic_write_bytes
 from .models import create_model
-from .preprocess import Preprocess
+from .preprocess import NORM_MODES, Preprocess
 
 FORMAT_VERSION = 1
 REQUIRED = ("format_version", "model_name", "model_args", "state_dict", "normalization", "classes")
@@ -37,8 +37,7 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: corrupt, truncated or unsafe checkpoint ({msg[:200]})") from None
+        raise CheckpointError(f"{path}: {_load_failure(e)}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path}: not a fer_core checkpoint (no format_version)")
     if ckpt["format_version"] != FORMAT_VERSION:
@@ -48,7 +47,55 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    problem = malformed(ckpt)
+    if problem:
+        raise CheckpointError(f"{path}: malformed checkpoint: {problem}")
     return ckpt
+
+
+def _load_failure(e: Exception) -> str:
+    """torch.load's error as one line, without its advice to retry with weights_only=False."""
+    text = str(e).strip()
+    if "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+        detail = " ".join(detail.split("Check the documentation")[0].split())  # e.g. "Unsupported global: ..."
+        # garbage and pickled code both end here: the weights-only reader cannot tell them apart
+        return "corrupt or unsafe checkpoint, not loaded: only tensors and plain data are allowed" + (
+            f" ({detail[:200]})" if detail else "")
+    msg = text.splitlines()[0] if text else type(e).__name__
+    return f"corrupt or truncated checkpoint ({msg[:200]})"
+
+
+def malformed(ckpt: dict) -> str | None:
+    """What is wrong with a checkpoint that loaded but cannot be used as one (None if nothing)."""
+    if not isinstance(ckpt["model_name"], str):
+        return f"model_name is a {type(ckpt['model_name']).__name__}, not a string"
+    if not isinstance(ckpt["model_args"], dict):
+        return f"model_args is a {type(ckpt['model_args']).__name__}, not a dict"
+    sd = ckpt["state_dict"]
+    if not isinstance(sd, dict) or not sd:
+        return "state_dict is not a non-empty dict of tensors"
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        return f"weight {bad[0]!r} is a {type(sd[bad[0]]).__name__}, not a tensor"
+    norm = ckpt["normalization"]
+    if not isinstance(norm, dict) or not {"mode", "mean", "std"} <= set(norm):
+        return f"normalization is a {type(norm).__name__}, not a dict with mode, mean and std"
+    if norm["mode"] not in NORM_MODES:
+        return f"normalization mode {norm['mode']!r} is not one of {', '.join(NORM_MODES)}"
+    for k in ("mean", "std"):
+        v = norm[k]
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            return f"normalization {k} is a {type(v).__name__}, not a float tensor"
+        if v.dim() not in (2, 3) or v.numel() not in (1, 48 * 48) or tuple(v.shape[-2:]) not in ((1, 1), (48, 48)):
+            # global or per-pixel statistics
+            return f"normalization {k} has shape {tuple(v.shape)}, expected (1, 1, 1) or (1, 48, 48)"
+    if not (norm["std"] > 0).all():
+        return "normalization std is not positive everywhere"
+    classes = ckpt["classes"]
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        return f"classes is a {type(classes).__name__}, not a list of class names"
+    return None
 
 
 def model_from_checkpoint(ckpt: dict, path="checkpoint"):
@@ -58,7 +105,13 @@ def model_from_checkpoint(ckpt: dict, path="checkpoint"):
         sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
         model.load_state_dict(sd)
     except (ValueError, RuntimeError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{path}: weights do not fit model {ckpt.get('model_name')!r} ({str(e).splitlines()[0][:200]})") from None
+        msg = " ".join(str(e).split())  # the whole message (every mismatched key), on one line
+        raise CheckpointError(f"{path}: weights do not fit model {ckpt.get('model_name')!r} ({msg})") from None
+    with torch.no_grad():
+        n_out = model.eval()(torch.zeros(1, 1, 48, 48)).shape[-1]  # (1, classes)
+    if n_out != len(ckpt["classes"]):
+        raise CheckpointError(f"{path}: malformed checkpoint: the model has {n_out} outputs but the checkpoint "
+                              f"names {len(ckpt['classes'])} classes")
     return model.eval()
 
 

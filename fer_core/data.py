@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1
 # Decompression-bomb guard: a phone photo is ~12-50 Mpx; anything above this is refused, not decoded.
 MAX_PIXELS = 80_000_000
+UPLOAD_MAX_PIXELS = 40_000_000  # photos sent to the dashboard: a 40 MP phone picture still fits
+MAX_ZIP_MEMBER_BYTES = 20_000_000  # one image inside a .zip may expand to this much, not more
+MAX_WALK_ENTRIES = 200_000  # files and folders looked at under a folder source (FER2013 has ~36k)
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _SYNONYMS = {
@@ -75,7 +80,7 @@ class FaceSet:
 # Image conversion shared by the data loaders and the webcam/upload path
 
 
-def open_image(src, name: str | None = None) -> Image.Image:
+def open_image(src, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open a path, bytes or file object as a fully decoded PIL image, EXIF orientation applied.
 
     Raises DataError with a one-line message for non-images, truncated files and decompression bombs.
@@ -88,8 +93,8 @@ def open_image(src, name: str | None = None) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(src)
         w, h = img.size
-        if w * h > MAX_PIXELS:
-            raise DataError(f"{label}: image is {w}x{h} pixels, above the {MAX_PIXELS:,} pixel limit")
+        if w * h > max_pixels:  # checked from the header, before any pixel is decoded
+            raise DataError(f"{label}: image is {w}x{h} pixels, above the {max_pixels:,} pixel limit")
         img.load()  # decode now so truncation errors surface here
         img = ImageOps.exif_transpose(img)
     except DataError:
@@ -128,15 +133,17 @@ def to_gray(img) -> np.ndarray:
         a = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if a.max() > 255 else 255.0
         return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if mode == "P":
+    if mode in ("P", "PA"):
         img = img.convert("RGBA")
         mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA"):
-        # transparent pixels become white, like an image viewer shows them
-        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, img.convert("RGBA"))
+    if mode in ("RGBA", "LA"):
+        # transparent pixels become white, like an image viewer shows them. Gray and alpha are one byte a
+        # pixel each: no full-size RGBA background or composite copies of a large photo
+        alpha = img.getchannel("A")
+        gray = img.convert("L")
+        return np.asarray(Image.composite(gray, Image.new("L", img.size, 255), alpha), dtype=np.uint8)
     if img.mode != "L":
-        img = img.convert("RGB").convert("L")
+        img = img.convert("RGB").convert("L") if img.mode != "RGB" else img.convert("L")
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -199,8 +206,12 @@ def source_kind(path) -> str:
 
 def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
     """(split_dir_name, class_dir_name, file) for every image under <split>/<class>/ in a folder."""
-    out = []
-    for root, _dirs, files in os.walk(path):
+    out, seen = [], 0
+    for root, dirs, files in os.walk(path):
+        seen += len(dirs) + len(files)
+        if seen > MAX_WALK_ENTRIES:
+            raise DataError(f"{path}: more than {MAX_WALK_ENTRIES:,} files and folders; point the data source at "
+                            "the FER2013 folder itself (<split>/<class>/*.png)")
         for f in files:
             if f.lower().endswith(IMAGE_EXTENSIONS):
                 rel = os.path.relpath(os.path.join(root, f), path)
@@ -215,6 +226,9 @@ def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     for info in zf.infolist():
         if info.is_dir() or not info.filename.lower().endswith(IMAGE_EXTENSIONS):
             continue
+        if info.file_size > MAX_ZIP_MEMBER_BYTES:  # zipfile reads at most file_size bytes of a member
+            raise DataError(f"{zf.filename}: member {info.filename} expands to {info.file_size:,} bytes, above "
+                            f"the {MAX_ZIP_MEMBER_BYTES:,} byte limit for one image")
         parts = info.filename.split("/")
         if any(p.startswith("__MACOSX") or p.startswith(".") for p in parts):
             continue
@@ -229,13 +243,19 @@ def _select_split(entries, split: str, source: str):
     want = split
     if split == "val" and "val" not in present and "test" in present:
         want = "test"
-    chosen = []
+    chosen, unknown = [], set()
     for s, c, f in entries:
         if split_of_dir(s) != want:
             continue
         k = class_index(c)
         if k is not None:
             chosen.append((k, f))
+        else:
+            unknown.add(c)
+    if not chosen and unknown:
+        names = ", ".join(sorted(unknown)[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise DataError(f"{source}: split '{want}' has no recognised class folders (found: {names}; "
+                        f"expected FER2013 class names such as angry, happy, neutral, or 0-6)")
     if not chosen:
         have = ", ".join(sorted(present)) or "none"
         raise DataError(f"{source}: split '{split}' is empty or missing (splits found: {have})")
@@ -371,6 +391,34 @@ def cache_dir() -> Path:
         return Path(d)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "fer-dashboard"
+
+
+def data_roots() -> list[Path]:
+    """Folders the dashboard may read data sources from: the bundled samples, the project's data folders,
+    `shared` and `data` folders beside the project (../shared/data/fer2013.zip), and every folder in
+    $FER_DATA_ROOT (os.pathsep-separated)."""
+    roots = [PROJECT_ROOT / "samples", PROJECT_ROOT / "data", PROJECT_ROOT / "data_local",
+             PROJECT_ROOT.parent / "shared", PROJECT_ROOT.parent / "data"]
+    roots += [Path(os.path.expanduser(r)) for r in os.environ.get("FER_DATA_ROOT", "").split(os.pathsep) if r.strip()]
+    return [Path(os.path.realpath(r)) for r in roots]
+
+
+def check_data_source(path, roots=None) -> str:
+    """The real path of a data source a server user typed, if it lies inside a data root and is a regular file
+    or a folder; DataError otherwise. Outside the roots nothing is looked at, so the message tells nothing about
+    what exists there."""
+    roots = data_roots() if roots is None else [Path(os.path.realpath(r)) for r in roots]
+    real = Path(os.path.realpath(os.path.expanduser(str(path))))
+    if not any(real == r or real.is_relative_to(r) for r in roots):
+        raise DataError(f"{path}: outside the allowed data folders (samples/, data/, ../shared, ../data and "
+                        "$FER_DATA_ROOT; the server's admin can add one with FER_DATA_ROOT)")
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        raise DataError(f"{path}: no such file or directory") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataError(f"{path}: not a regular file or folder")
+    return str(real)
 
 
 def source_key(path) -> str:

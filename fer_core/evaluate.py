@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+import torch
 
 from .checkpoint import CheckpointError, load_model
 from pathlib import Path
@@ -37,6 +38,10 @@ def metrics(y_true, y_pred, classes=CLASSES) -> dict:
 
 
 def evaluate(checkpoint, data, split="test", tta=False, device="cpu") -> dict:
+    if device == "auto":
+        from .train import resolve_device
+
+        device = str(resolve_device(device))
     model, prep = load_model(checkpoint, device=device)
     faces = load_split(data, split)
     logits = predict_logits(model, prep, faces.x, tta=tta)
@@ -119,6 +124,17 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
     return out
 
 
+def check_device(device: str) -> None:
+    """A device this machine has, else ValueError with one line (before any model or data is loaded)."""
+    from .train import resolve_device
+
+    if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    if device.startswith("cuda:") and torch.cuda.is_available() and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    resolve_device(device)
+
+
 def format_report(m: dict) -> str:
     classes = list(m["per_class"])
     lines = [f"{m['checkpoint']} on {m['data']} [{m['split']}, n={m['n']}{', TTA' if m['tta'] else ''}]"]
@@ -154,6 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
+        check_device(a.device)
         if a.photos:
             m = evaluate_photos(a.checkpoint, a.photos, a.tta, a.device, a.detector)
         else:

@@ -79,8 +79,10 @@ def expand_paths(paths) -> list[tuple[str, str | None]]:
             if not files:
                 out.append((str(p), f"{p}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)})"))
             out += [(str(f), None) for f in files]
-        elif p.exists():
+        elif p.is_file():
             out.append((str(p), None))  # named explicitly: try it whatever its extension
+        elif p.exists():  # a FIFO, /dev/stdin, a device: reading it could block forever
+            out.append((str(p), f"{p}: not a regular file"))
         else:
             out.append((str(p), f"{p}: no such file or directory"))
     return out

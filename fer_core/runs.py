@@ -253,6 +253,8 @@ def _output_error(run: Path) -> str | None:
     for line in reversed(lines):
         if line.startswith("error: "):
             return line[len("error: "):]
+        if line.startswith("python -m fer_core.train: error: "):  # argparse refused the command line
+            return "bad arguments: " + line.split(": error: ", 1)[1]
     for line in reversed(lines):
         if line and not line.startswith((" ", "\t", "[")) and ("Error" in line or "Exception" in line):
             return line
@@ -532,6 +534,18 @@ def new_run_name(runs_dir, model: str) -> str:
     return name
 
 
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name: no path separators, no leading '.' or '-', no control characters."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise LaunchError(f"run name {name!r} must be a plain folder name")
+    if name.startswith("-"):
+        raise LaunchError(f"run name {name!r} must not start with '-'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise LaunchError(f"run name {name!r} must not hold control characters")
+    if len(name.encode()) > 200:
+        raise LaunchError("run name is too long (at most 200 bytes)")
+
+
 def _spawn(argv: list[str], run: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -557,15 +571,14 @@ def launch(options: dict | TrainConfig, runs_dir, name: str | None = None, pytho
     cfg.data = str(Path(cfg.data).resolve())
     root = Path(runs_dir)
     name = (name or "").strip() or new_run_name(root, cfg.model)
-    if "/" in name or name in (".", "..") or name.startswith("."):
-        raise LaunchError(f"run name {name!r} must be a plain folder name")
+    check_run_name(name)
     run = root / name
     if run.exists():
         raise LaunchError(f"a run named {name!r} already exists in {root}")
     run.mkdir(parents=True)
     now = _now_iso()
     argv = [python or sys.executable, "-m", "fer_core.train", *train_args(cfg), "--out", str(root.resolve()),
-            "--name", name]
+            f"--name={name}"]  # one token: a name can never be read as an option
     _write_json(run / "status.json", {"state": "queued", "epoch": 0, "epochs": cfg.epochs, "pid": None,
                                       "host": socket.gethostname(), "started": None, "updated": _now_iso(),
                                       "error": None, "best_val_acc": None})
@@ -631,9 +644,13 @@ def resume(run_dir, device: str | None = None, python: str | None = None) -> Pat
     return run
 
 
-def delete_run(run_dir) -> None:
-    """Remove a run directory. Refuses a run that is still active and a folder that is not a run."""
+def delete_run(run_dir, runs_dir) -> None:
+    """Remove a run directory. Refuses a run that is still active, a folder that is not a run, and anything
+    that is not a folder directly inside `runs_dir`."""
     run = Path(run_dir)
+    root = Path(runs_dir).resolve()
+    if run.is_symlink() or run.resolve().parent != root:
+        raise LaunchError(f"{run}: not a run directly inside {root}; refusing to delete it")
     if not is_run_dir(run):
         raise LaunchError(f"{run}: not a run directory")
     r = read_run(run)

@@ -35,6 +35,22 @@ PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (ste
 SCHEDULES = ("constant", "cosine", "onecycle", "step")
 
 
+def check_model_args(model: str, model_args) -> None:
+    """Build the model once on a face-sized input: bad --model-args fail here, not in a half-made run
+    (a model with the wrong number of outputs would leave a last.pt that nothing can use)."""
+    if not isinstance(model_args, dict):
+        raise ValueError(f"--model-args must be a JSON object, got {model_args!r}")
+    try:
+        with torch.no_grad():
+            out = create_model(model, **model_args).eval()(torch.zeros(1, 1, 48, 48))  # (1, classes)
+    except (TypeError, ValueError, RuntimeError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(f"--model-args {json.dumps(model_args)} do not fit model {model!r}: {msg}") from None
+    if tuple(out.shape) != (1, len(CLASSES)):
+        raise ValueError(f"--model-args {json.dumps(model_args)}: model {model!r} would have {out.shape[-1]} "
+                         f"outputs, FER2013 has {len(CLASSES)} classes")
+
+
 @dataclass
 class TrainConfig:
     data: str = ""
@@ -96,6 +112,7 @@ class TrainConfig:
             bad("--warmup-epochs must be between 0 and --epochs")
         if self.device not in ("auto", "cuda", "mps", "cpu") and not self.device.startswith("cuda:"):
             bad(f"--device must be auto, cuda, mps or cpu, got {self.device!r}")
+        check_model_args(self.model, self.model_args)
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
@@ -132,6 +149,78 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise ValueError("--device mps was requested but MPS is not available (use --device auto or cpu)")
     return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# run directories are created exclusively and held with a lock, so two trainers never share one
+
+LOCK_FILE = "train.lock"
+LAUNCHER_FILE = "launch.json"  # written by fer_core.runs.launch into the folder it makes for the trainer
+
+
+def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
+    """A new run directory under `out_dir`. A taken default name gets a suffix (-2, -3, ...); an explicit
+    `name` that exists is an error, unless it is the empty folder runs.launch made for this trainer."""
+    root = Path(out_dir or "runs")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot make the runs folder {root}: {e.strerror or e}") from None
+    if name:
+        run = root / name
+        try:
+            run.mkdir()
+        except FileExistsError:
+            made_by_launcher = (run / LAUNCHER_FILE).exists() and not any(
+                (run / f).exists() for f in ("config.json", "last.pt", "metrics.jsonl"))
+            if not made_by_launcher:
+                raise ValueError(f"run {name!r} already exists in {root}; choose another --name "
+                                 f"or continue it with --resume {run}") from None
+        return run
+    for i in range(1, 10_000):
+        run = root / (default_base if i == 1 else f"{default_base}-{i}")
+        try:
+            run.mkdir()  # atomic: of two launches in the same second only one gets each name
+            return run
+        except FileExistsError:
+            continue
+    raise ValueError(f"no free run name for {default_base} in {root}")
+
+
+def lock_run_dir(run: Path):
+    """Hold an exclusive lock on `run` for this process: an open file with flock, released when the file is
+    closed or the process dies (so a lock left by a killed trainer is never in the way). -> the open file."""
+    f = open(run / LOCK_FILE, "a+")
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        raise ValueError(f"{run}: another trainer ({holder or 'unknown process'}) is using this run; "
+                         "stop it or wait for it to end") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    return f
+
+
+def _remove_if_empty(run: Path) -> None:
+    try:
+        (run / LOCK_FILE).unlink(missing_ok=True)
+        run.rmdir()
+    except OSError:
+        pass
+
+
+def release_run_lock(f) -> None:
+    if f is not None:
+        f.close()  # closing the file releases the flock
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -263,12 +352,22 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         torch.backends.cudnn.allow_tf32 = True
     amp = cfg.amp and device.type == "cuda"
 
-    # ---- run directory
+    # ---- run directory: made exclusively and locked by rank 0 (a second trainer is refused, nothing written)
+    lock = None
     if resume:
         run = Path(run_dir)
+        if main:
+            lock = lock_run_dir(run)
     else:
-        name = run_dir or f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model}"
-        run = Path(out_dir or "runs") / name
+        run = None
+        if main:
+            run = create_run_dir(out_dir, run_dir, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{cfg.model}")
+            try:
+                lock = lock_run_dir(run)
+            except ValueError:
+                if not run_dir:  # our own fresh folder: leave nothing behind
+                    _remove_if_empty(run)
+                raise
         if distributed:  # every rank must agree on the name chosen by rank 0
             obj = [str(run)]
             torch.distributed.broadcast_object_list(obj, src=0)
@@ -295,7 +394,6 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         write_json(status_path, status, fsync=fsync)
 
     if main:
-        run.mkdir(parents=True, exist_ok=True)
         if resume:
             old = json.loads(status_path.read_text()) if status_path.exists() else {}
             status["started"] = old.get("started", status["started"])
@@ -481,6 +579,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
         raise
     finally:
+        release_run_lock(lock)
         for s, h in old_handlers.items():
             signal.signal(s, h)
         if distributed and torch.distributed.is_initialized():
@@ -524,6 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_out_dir(out) -> None:
+    """--out must be a folder or a path where one can be made (not a file, nor under one)."""
+    p = Path(out)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise ValueError(f"--out {out}: {q} is not a directory")
+            break
+
+
 def config_from_args(a) -> TrainConfig:
     try:
         margs = json.loads(a.model_args)
@@ -565,6 +674,8 @@ def main(argv=None) -> int:
             cfg = config_from_args(a)
         cfg.validate()
         resolve_device(cfg.device)
+        if not a.resume:
+            check_out_dir(a.out)
         if not a.resume:  # bad data fails here, before a run directory exists (decoded once, then cached)
             load_split(cfg.data, "train")
             load_split(cfg.data, cfg.val_split)

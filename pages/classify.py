@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_common import file_version, get_model, sidebar
-from fer_core.data import CLASSES, DataError, open_image
+from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.faces import draw_faces, find_faces, overlay_heatmap
 from fer_core.predict import LiveClassifier, classify_faces, decide, face_saliency, one_line, rows_to_csv
 
@@ -29,7 +29,7 @@ def analyze(data: bytes, name: str, checkpoint: str, mtime: float, tta: bool, sa
 
     Cached on the file's bytes and the checkpoint, so widget clicks do not re-run the model."""
     try:
-        img = open_image(data, name=name)
+        img = open_image(data, name=name, max_pixels=UPLOAD_MAX_PIXELS)
         faces = find_faces(img, name=name)
         model, prep = get_model(checkpoint)
         results = classify_faces(model, prep, faces, file=name, tta=tta)

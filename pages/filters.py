@@ -3,7 +3,7 @@ import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
 from fer_core import interpret
-from fer_core.data import CLASSES, DataError, open_image, to_face48
+from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Filters")
@@ -51,7 +51,7 @@ else:
     up = st.file_uploader("A face photo", key="flt_upload")
     if up is not None:
         try:
-            face, label = to_face48(open_image(up.getvalue(), name=up.name)), up.name
+            face, label = to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS)), up.name
         except DataError as e:
             st.error(str(e))
 if face is not None:

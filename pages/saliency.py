@@ -9,7 +9,7 @@ import streamlit as st
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
 from fer_core import interpret
-from fer_core.data import CLASSES, DataError, open_image, to_face48
+from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Saliency")
@@ -153,7 +153,7 @@ with tab_face:
         up = st.file_uploader("A face photo (cropped to the face works best)", key="sal_upload")
         if up is not None:
             try:
-                face = to_face48(open_image(up.getvalue(), name=up.name))
+                face = to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS))
             except DataError as e:
                 st.error(str(e))
     if idx is not None:

@@ -334,7 +334,7 @@ if ss.get("tr_confirm_delete") == selected:
     if d[0].button("Yes, delete", key="tr_delete_yes", type="primary"):
         ss.pop("tr_confirm_delete", None)
         try:
-            runs.delete_run(sel.path)
+            runs.delete_run(sel.path, RUNS)
         except (runs.LaunchError, OSError) as e:
             st.error(f"Not deleted: {e}")
         else:
@@ -361,6 +361,8 @@ def row(r: runs.Run) -> dict:
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
         + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else ""))
     started = r.status.get("started") or r.launch.get("created")
+    n = hp.get("max_train_samples")
+    samples = f"{n:,}" if n else "all"  # text either way: a column of numbers and "all" breaks pyarrow
     acc, dur, ips = r.best_val_acc, r.duration, r.images_per_s
     nan = float("nan")  # numbers stay numbers (they sort); a missing one is an empty cell, never "None"
     return {
@@ -369,7 +371,7 @@ def row(r: runs.Run) -> dict:
         "images/s": nan if ips is None else ips, "device": r.device or "-", "model": hp.get("model", "?"),
         "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
-        "smoothing": hp.get("label_smoothing"), "samples": hp.get("max_train_samples") or "all",
+        "smoothing": hp.get("label_smoothing"), "samples": samples,
         "started": datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") if started else "-",
     }
 

@@ -3,6 +3,7 @@ model whose weights are set by hand so that the right saliency answer is known e
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -24,6 +25,9 @@ def user_settings(tmp_path, monkeypatch):
     path = tmp_path / "settings.json"
     monkeypatch.setenv("FER_SETTINGS_FILE", str(path))
     return path
+
+# the dashboard reads data sources only inside its data roots; the tests' own data lives in temp folders
+os.environ.setdefault("FER_DATA_ROOT", tempfile.gettempdir())
 
 
 def synthetic_faces(n: int, seed: int = 0, noise: float = 40.0):

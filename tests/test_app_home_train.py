@@ -354,3 +354,30 @@ def test_runs_table_filters_and_curves_of_any_metric(app, runs_dir, synth_npz):
     compare = next(f for f in figs if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "train_loss")
     assert compare["layout"]["yaxis"]["type"] == "log" and len(compare["data"]) == 4  # raw + smoothed per run
     assert any(d.get("type") == "parcoords" for f in figs for d in f["data"])  # hyperparameters vs accuracy
+
+def test_runs_table_samples_column_has_one_type(app, runs_dir):
+    import json
+    import logging
+
+    for name, n in (("sub", 140), ("full", None)):
+        d = runs_dir / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"hyperparameters": {"model": "mini_cnn", "max_train_samples": n,
+                                                                       "epochs": 1}}))
+        (d / "status.json").write_text(json.dumps({"state": "completed", "epoch": 1, "epochs": 1}))
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    log = logging.getLogger("streamlit.dataframe_util")  # where streamlit logs a failed Arrow conversion
+    old_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        at = app.run()
+        at.switch_page("pages/train.py").run()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    no_exception(at)
+    assert at.dataframe[0].value.set_index("run")["samples"].to_dict() == {"sub": "140", "full": "all"}
+    assert not [r.getMessage() for r in records if "Arrow" in r.getMessage()]

@@ -111,3 +111,114 @@ def test_gpu_requested_without_gpu(synth_npz, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     one_line_error(run("fer_core.train", "--data", synth_npz, "--device", "cuda", "--out", tmp_path), "no CUDA GPU")
+
+
+# ---- issue 13: one-line errors (exit 2, nothing written), run in-process through the CLIs' main()
+
+def main_error(capsys, main, argv, *needles):
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [l for l in err.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_out_that_is_a_file(capsys, synth_npz, tmp_path):
+    from fer_core.train import main
+
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    main_error(capsys, main, ["--data", synth_npz, "--model", "mini_cnn", "--out", f], "--out", "not a directory")
+    main_error(capsys, main, ["--data", synth_npz, "--model", "mini_cnn", "--out", f / "runs"], "not a directory")
+    assert f.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [f]
+
+
+@pytest.mark.parametrize("margs,needle", [('{"width": -3}', "negative dimension"), ('{"nope": 1}', "'nope'"),
+                                          ('{"num_classes": 3}', "3 outputs")])
+def test_bad_model_args(capsys, synth_npz, tmp_path, margs, needle):
+    from fer_core.train import main
+
+    main_error(capsys, main, ["--data", synth_npz, "--model", "mini_cnn", "--model-args", margs, "--out", tmp_path],
+               "--model-args", needle)
+    assert not any(tmp_path.iterdir())  # no run directory, no last.pt
+
+
+@pytest.mark.parametrize("device,needle", [("banana", "--device must be"), ("cuda:x", "--device must be"),
+                                           ("cuda", "no CUDA GPU")])
+def test_evaluate_bad_device(capsys, tiny_checkpoint, synth_npz, device, needle):
+    from fer_core.evaluate import main
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    main_error(capsys, main, ["--checkpoint", tiny_checkpoint, "--data", synth_npz, "--device", device], needle)
+
+
+def _malformed(ck):
+    def norm_string(c):
+        c["normalization"] = "global"
+
+    def weight_not_tensor(c):
+        k = next(iter(c["state_dict"]))
+        c["state_dict"][k] = [1.0, 2.0]
+
+    def mean_wrong_shape(c):
+        c["normalization"] = dict(c["normalization"], mean=torch.zeros(3))
+
+    def three_classes(c):
+        c["classes"] = ["a", "b", "c"]
+
+    return [(norm_string, "normalization is a str"), (weight_not_tensor, "is a list, not a tensor"),
+            (mean_wrong_shape, "mean has shape (3,)"), (three_classes, "7 outputs but the checkpoint names 3 classes")]
+
+
+def test_malformed_checkpoints(capsys, tmp_path, tiny_checkpoint, synth_npz):
+    from fer_core.evaluate import main
+
+    for i, (spoil, needle) in enumerate(_malformed(None)):
+        ck = torch.load(tiny_checkpoint, weights_only=True)
+        spoil(ck)
+        p = tmp_path / f"bad{i}.pt"
+        torch.save(ck, p)
+        before = digest(p)
+        line = main_error(capsys, main, ["--checkpoint", p, "--data", synth_npz], p.name, "malformed", needle)
+        assert "Traceback" not in line and digest(p) == before
+
+
+def test_architecture_mismatch_message_is_whole(capsys, tmp_path, tiny_checkpoint, synth_npz):
+    from fer_core.evaluate import main
+
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    ck["model_args"] = {"width": 4}  # trained at width 8: every layer's shape differs
+    p = tmp_path / "narrow.pt"
+    torch.save(ck, p)
+    line = main_error(capsys, main, ["--checkpoint", p, "--data", synth_npz], "narrow.pt", "do not fit")
+    assert line.count("size mismatch") > 3  # every mismatched layer, not the first line only
+    assert "head" in line
+
+
+def test_unsafe_checkpoint_message_gives_no_unsafe_advice(capsys, tmp_path, synth_npz):
+    import pickle
+
+    from fer_core.evaluate import main
+
+    p = tmp_path / "evil.pt"
+    with open(p, "wb") as f:
+        pickle.dump({"format_version": 1, "x": Exception("boom")}, f)
+    line = main_error(capsys, main, ["--checkpoint", p, "--data", synth_npz], "evil.pt", "unsafe")
+    assert "weights_only" not in line and "trust" not in line
+
+
+def test_unknown_class_folders_are_named(capsys, tmp_path, tiny_checkpoint):
+    from PIL import Image
+
+    from fer_core.evaluate import main
+
+    for cls in ("bored", "grumpy"):
+        d = tmp_path / "faces" / "test" / cls
+        d.mkdir(parents=True)
+        Image.new("L", (48, 48), 128).save(d / "a.png")
+    main_error(capsys, main, ["--checkpoint", tiny_checkpoint, "--data", tmp_path / "faces", "--split", "test"],
+               "bored, grumpy", "no recognised class folders")

@@ -181,17 +181,55 @@ def test_zombie_is_not_alive():
 
 def test_delete_run(tmp_path):
     with pytest.raises(runs.LaunchError, match="not a run directory"):
-        runs.delete_run(tmp_path)
+        runs.delete_run(tmp_path / "empty", tmp_path)
     done = _fake_run(tmp_path, "done", state="completed")
-    runs.delete_run(done)
+    runs.delete_run(done, tmp_path)
     assert not done.exists()
     spawning = tmp_path / "spawning"  # launched a moment ago, pid not recorded yet: counts as active
     spawning.mkdir()
     (spawning / runs.LAUNCH_FILE).write_text(json.dumps({"launched": runs._now_iso(), "pid": None}))
     (spawning / "status.json").write_text(json.dumps({"state": "queued"}))
     with pytest.raises(runs.LaunchError, match="stop it"):
-        runs.delete_run(spawning)
+        runs.delete_run(spawning, tmp_path)
     assert spawning.exists()
+
+
+def test_delete_run_only_inside_the_runs_folder(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    outside = _fake_run(tmp_path / "elsewhere", "precious", state="completed")  # any folder with run files
+    (outside / "config.json").write_text("{}")
+    for target in (outside, root / ".." / "elsewhere" / "precious", tmp_path / "elsewhere"):
+        with pytest.raises(runs.LaunchError, match="refusing"):
+            runs.delete_run(target, root)
+    (root / "link").symlink_to(outside)  # a link inside the runs folder to a run outside it
+    with pytest.raises(runs.LaunchError, match="refusing"):
+        runs.delete_run(root / "link", root)
+    assert (outside / "config.json").exists()
+
+
+@pytest.mark.parametrize("name,needle", [("--epochs", "start with '-'"), ("-x", "start with '-'"),
+                                         ("a\x00b", "control characters"), ("a\nb", "control characters"),
+                                         ("../up", "plain folder name"), (".hidden", "plain folder name")])
+def test_bad_run_names_are_refused_before_anything_starts(tmp_path, synth_npz, name, needle):
+    with pytest.raises(runs.LaunchError, match=needle):
+        runs.launch(tiny(synth_npz), tmp_path, name=name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_name_travels_as_one_argument(tmp_path, synth_npz):
+    run = runs.launch(tiny(synth_npz, epochs=1), tmp_path, name="my run")
+    argv = json.loads((run / runs.LAUNCH_FILE).read_text())["argv"]
+    assert "--name=my run" in argv and "--name" not in argv
+    assert runs.wait(run, timeout=120).state == "completed"
+
+
+def test_argparse_error_of_the_trainer_is_a_failure(tmp_path):
+    run = _fake_run(tmp_path, "badargs", state="queued", pid=_dead_pid(), host=__import__("socket").gethostname())
+    (run / runs.OUTPUT_LOG).write_text("usage: python -m fer_core.train [-h] [--data DATA]\n"
+                                      "python -m fer_core.train: error: argument --epochs: expected one argument\n")
+    r = runs.read_run(run)
+    assert r.state == "failed" and "expected one argument" in r.reason
 
 
 def test_metrics_reader_skips_broken_lines_and_keeps_the_latest_of_a_repeated_epoch(tmp_path):
