@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import LEARNED_ACC, ROOT
 
 
 def run(module, *args):
@@ -36,7 +37,12 @@ def test_evaluate_json(tiny_checkpoint, synth_npz):
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "n"} <= set(m)
     assert m["n"] == 210 and sum(map(sum, m["confusion_matrix"])) == 210
     assert set(m["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
-    assert m["accuracy"] > 0.6
+    # flip TTA on the synthetic task: squares 0/1 and 3/4 are each other's mirror images, so only the classes whose
+    # square is its own mirror (2, 5, 6) have a defined answer; their 30 faces each must be right on any CPU
+    cm = np.array(m["confusion_matrix"])
+    assert all(cm[k, k] == 30 for k in (2, 5, 6)), cm
+    plain = run("fer_core.evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_npz, "--json")
+    assert json.loads(plain.stdout)["accuracy"] >= LEARNED_ACC  # the fixture itself checks it learned
     text = run("fer_core.evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_npz)
     assert "confusion matrix" in text.stdout and "macro F1" in text.stdout
 
