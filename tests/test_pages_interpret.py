@@ -172,15 +172,21 @@ def test_pages_show_a_clear_error_without_a_checkpoint(monkeypatch, tmp_path):
         assert len(at.error) == 1 and "checkpoint not found" in at.error[0].value, [e.value for e in at.error]
 
 
-def test_explain_opens_the_face_in_the_saliency_page(tiny_checkpoint, synth_npz, preds, monkeypatch, tmp_path):
-    """Through the dashboard's navigation: Confusion Matrix -> cell -> Explain lands on Saliency with that face."""
+def dashboard_on_confusion_matrix(checkpoint, data, monkeypatch, tmp_path):
+    """The whole dashboard (its navigation, so pages can send faces to each other), opened on Confusion Matrix."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
+    monkeypatch.setenv("FER_RUNS_DIR", str(Path(checkpoint).parent.parent))
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-    at.session_state["active_checkpoint"] = str(tiny_checkpoint)
-    at.session_state["data_source"] = str(synth_npz)
+    at.session_state["active_checkpoint"] = str(checkpoint)
+    at.session_state["data_source"] = str(data)
     ok(at.run())
     ok(at.switch_page("pages/confusion_matrix.py").run())
+    return at
+
+
+def test_explain_opens_the_face_in_the_saliency_page(tiny_checkpoint, synth_npz, preds, monkeypatch, tmp_path):
+    """Through the dashboard's navigation: Confusion Matrix -> cell -> Explain lands on Saliency with that face."""
+    at = dashboard_on_confusion_matrix(tiny_checkpoint, synth_npz, monkeypatch, tmp_path)
     # AppTest drops the first widget value set after switch_page (the widgets were registered under the page
     # hash of the switch); a browser does not (checked with playwright). One plain rerun settles it.
     ok(at.run())
@@ -311,13 +317,7 @@ def test_query_parameters_restore_the_views(tiny_checkpoint, synth_npz, preds, m
 
 
 def test_the_cell_is_kept_when_coming_back_from_saliency(tiny_checkpoint, synth_npz, preds, monkeypatch, tmp_path):
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-    at.session_state["active_checkpoint"] = str(tiny_checkpoint)
-    at.session_state["data_source"] = str(synth_npz)
-    ok(at.run())
-    ok(at.switch_page("pages/confusion_matrix.py").run())
+    at = dashboard_on_confusion_matrix(tiny_checkpoint, synth_npz, monkeypatch, tmp_path)
     ok(at.run())  # see test_explain_opens_the_face_in_the_saliency_page
     ok(box(at, "Cell").set_value((4, 4)).run())
     k = int(interpret.cell_samples(preds, 4, 4)[0])
