@@ -28,19 +28,14 @@ RUNS_DIR = Path(os.environ.get("FER_RUNS_DIR", ROOT / "runs"))
 
 # every page of the dashboard in navigation order: (file, title, icon, what it shows)
 PAGES = [
-    ("pages/home.py", "Home", ":material/home:", "The active model and the data set"),
-    ("pages/train.py", "Train", ":material/model_training:", "Launch, watch, stop and compare training runs"),
-    ("pages/confusion_matrix.py", "Confusion Matrix", ":material/grid_on:", "Where the model confuses expressions"),
-    ("pages/saliency.py", "Saliency", ":material/visibility:", "Which pixels drive a prediction"),
-    ("pages/filters.py", "Filters", ":material/filter_vintage:", "First-layer filters and feature maps"),
-    ("pages/classify.py", "Classify", ":material/photo_camera:", "Classify your own photo or webcam face"),
-    ("pages/video.py", "Video", ":material/movie:", "An emotion timeline for every face in a video clip"),
+    ("views/home.py", "Home", ":material/home:", "The active model and the data set"),
+    ("views/train.py", "Train", ":material/model_training:", "Launch, watch, stop and compare training runs"),
+    ("views/confusion_matrix.py", "Confusion Matrix", ":material/grid_on:", "Where the model confuses expressions"),
+    ("views/saliency.py", "Saliency", ":material/visibility:", "Which pixels drive a prediction"),
+    ("views/filters.py", "Filters", ":material/filter_vintage:", "First-layer filters and feature maps"),
+    ("views/classify.py", "Classify", ":material/photo_camera:", "Classify your own photo or webcam face"),
+    ("views/video.py", "Video", ":material/movie:", "An emotion timeline for every face in a video clip"),
 ]
-
-
-def available_pages() -> list[tuple[str, str, str, str]]:
-    """The entries of PAGES whose file exists (pages land one by one)."""
-    return [p for p in PAGES if (ROOT / p[0]).exists()]
 
 
 def settings_file() -> Path:
@@ -331,36 +326,16 @@ def default_split(splits: list[str]) -> str:
 
 
 def navigation():
-    """The dashboard's page config and st.navigation over the pages that exist (dashboard.py runs it)."""
+    """The dashboard's page config and st.navigation over PAGES (dashboard.py runs it)."""
     st.set_page_config(page_title="fer-dashboard", page_icon=":performing_arts:", layout="wide")
-    ss = st.session_state
-    ss["_nav_run"] = ss.get("_nav_run", 0) + 1  # this run went through the entrypoint's navigation
-    return st.navigation([st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
-                          for path, title, icon, _ in available_pages()])
-
-
-def _ensure_navigation() -> None:
-    """Show dashboard.py's navigation even when a session starts on a page URL.
-
-    Streamlit treats an app with a `pages/` folder as a v1 multipage app until the entrypoint first calls
-    st.navigation; until then a fresh session opened on e.g. /classify runs pages/classify.py alone (no page
-    config, an automatic navigation listing every file). Declaring the navigation here switches Streamlit to
-    v2, and one immediate rerun (before any widget exists) makes the page run under its v2 identity, so the
-    user's first upload or click is not lost to the switch (widget identities include the page)."""
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a future Streamlit without it
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        went_through_entrypoint = "_nav_run" in st.session_state
-        navigation()
-        if not went_through_entrypoint:
-            st.rerun()
+    # The page scripts live in views/, not pages/: a pages/ folder would switch Streamlit to its old automatic
+    # navigation for a session opened on a page URL (tests/test_e2e_dashboard.py opens /train first).
+    return st.navigation([st.Page(path, title=title, icon=icon, default=(path == "views/home.py"))
+                          for path, title, icon, _ in PAGES])
 
 
 def sidebar() -> Ctx:
     """Draw the shared sidebar and return the active checkpoint, data source, split and device."""
-    _ensure_navigation()
     ss = st.session_state
     ss["_top_slot"] = st.empty()  # progress of long work goes here, above the page's title
     start_precompute()

@@ -1,6 +1,6 @@
 """fer-dashboard: `streamlit run dashboard.py`.
 
-The navigation lists Home, Train and each view page that exists in pages/ (see app_common.PAGES)."""
+The navigation lists Home, Train and each view page that exists in views/ (see app_common.PAGES)."""
 from app_common import navigation
 
 navigation().run()

@@ -45,7 +45,7 @@ def no_exception(at):
 
 
 def train_page(at, data):
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     no_exception(at)
     at.button(key="tr_preset_quick").click().run()
     at.text_input(key="tr_data").input(str(data))
@@ -103,7 +103,7 @@ def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint,
 
     links = [p.proto.label for p in at.get("page_link")]
     assert links[0] == "Confusion Matrix" and sorted(links) == sorted(
-        t for f, t, _, _ in PAGES if f != "pages/home.py" and (ROOT / f).exists())
+        t for f, t, _, _ in PAGES if f != "views/home.py")
     assert "Start here" in [h.value for h in at.subheader]
     assert any("mix up" in c.value for c in at.caption)
 
@@ -138,7 +138,7 @@ def test_sidebar_choices_persist_across_pages(app, synth_npz):
     at = app.run()
     at.sidebar.text_input(key="_sb_data").input(str(synth_npz)).run()
     assert at.session_state["data_source"] == str(synth_npz)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     no_exception(at)
     assert at.sidebar.text_input(key="_sb_data").value == str(synth_npz)
     assert any(c.value.startswith("Device:") for c in at.sidebar.caption)
@@ -150,7 +150,7 @@ def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices
 
     test_only = write_npz(tmp_path / "test_only.npz", {"test": synthetic_faces(70, 3)})
     at = app.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     no_exception(at)
     assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     devices = at.selectbox(key="tr_device").options
@@ -191,7 +191,7 @@ def test_train_launches_a_quick_run_watches_it_finish_and_uses_it(app, runs_dir,
     best = str(runs_dir / "quick" / "best.pt")
     assert at.session_state["active_checkpoint"] == best
     assert at.sidebar.selectbox(key="_sb_checkpoint").value == best
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
     no_exception(at)
     assert {m.label: m.value for m in at.metric}["Architecture"] == "mini_cnn"
 
@@ -222,7 +222,7 @@ def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
 def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, user_settings):
     # a fresh checkout: no data anywhere but the repository; the quick check is the form's default
     at = app.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     no_exception(at)
     sample = ROOT / "samples" / "fer2013_sample.npz"
     assert at.text_input(key="tr_data").value == str(sample)
@@ -258,7 +258,7 @@ def test_data_paths_are_remembered_across_sessions(runs_dir, synth_npz, user_set
     again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
     no_exception(again)
     assert again.sidebar.text_input(key="_sb_data").value == str(synth_npz)
-    again.switch_page("pages/train.py").run()
+    again.switch_page("views/train.py").run()
     assert again.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     again.button(key="tr_preset_best").click().run()
     assert again.text_input(key="tr_data").value == str(synth_npz)  # full recipes start on the full data
@@ -327,7 +327,7 @@ def test_runs_table_filters_and_curves_of_any_metric(app, runs_dir, synth_npz):
                            "device": "cpu", "lr": lr, "optimizer": "adam"}, runs_dir, name=name)
         runs.wait(run, timeout=120)
     at = app.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     no_exception(at)
     table = at.dataframe[0].value
     assert list(table.columns[:6]) == ["run", "state", "epoch", "best val acc", "duration (min)", "images/s"]
@@ -374,7 +374,7 @@ def test_runs_table_samples_column_has_one_type(app, runs_dir):
     log.setLevel(logging.INFO)
     try:
         at = app.run()
-        at.switch_page("pages/train.py").run()
+        at.switch_page("views/train.py").run()
     finally:
         log.removeHandler(handler)
         log.setLevel(old_level)

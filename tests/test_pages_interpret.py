@@ -180,7 +180,7 @@ def dashboard_on_confusion_matrix(checkpoint, data, monkeypatch, tmp_path):
     at.session_state["active_checkpoint"] = str(checkpoint)
     at.session_state["data_source"] = str(data)
     ok(at.run())
-    ok(at.switch_page("pages/confusion_matrix.py").run())
+    ok(at.switch_page("views/confusion_matrix.py").run())
     return at
 
 
@@ -323,6 +323,6 @@ def test_the_cell_is_kept_when_coming_back_from_saliency(tiny_checkpoint, synth_
     k = int(interpret.cell_samples(preds, 4, 4)[0])
     ok(at.button(key=f"cm_explain_{k}").click().run())
     assert at.title[0].value == "Saliency"
-    ok(at.switch_page("pages/confusion_matrix.py").run())
+    ok(at.switch_page("views/confusion_matrix.py").run())
     assert box(at, "Cell").value == (4, 4)
     assert "True sad, predicted sad" in at.subheader[0].value

@@ -105,7 +105,7 @@ def open_in_saliency(idx: int) -> None:
     st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(idx), "view": vid,
                                          "origin": f"confusion cell {CLASSES[cell[0]]} → {CLASSES[cell[1]]}"}
     try:
-        st.switch_page("pages/saliency.py", query_params={"pick": "sent", "face": str(int(idx))})
+        st.switch_page("views/saliency.py", query_params={"pick": "sent", "face": str(int(idx))})
     except StreamlitAPIException:
         # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
         st.info("Face sent to the Saliency page; open it from the navigation.")

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import available_pages, checkpoint_label, get_class_counts, get_model, get_splits, sidebar
+from app_common import PAGES, checkpoint_label, get_class_counts, get_model, get_splits, sidebar
 from fer_core import count_parameters
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import CLASSES
@@ -18,14 +18,14 @@ st.caption("Facial expression recognition on FER2013 (48x48 grayscale faces, 7 e
 
 # --- start here: what each view answers, in the order a first visit goes
 QUESTIONS = {
-    "pages/confusion_matrix.py": "Which expressions does the model mix up? Click a cell to see those faces.",
-    "pages/saliency.py": "Which pixels made it decide? Maps by eight methods, each with a trust score.",
-    "pages/filters.py": "What does the first layer look for? Its kernels and the face patches that excite them.",
-    "pages/classify.py": "What does it say about your own photo or webcam picture?",
-    "pages/train.py": "Can you train a better one? Launch, watch and compare runs, then use the best.",
+    "views/confusion_matrix.py": "Which expressions does the model mix up? Click a cell to see those faces.",
+    "views/saliency.py": "Which pixels made it decide? Maps by eight methods, each with a trust score.",
+    "views/filters.py": "What does the first layer look for? Its kernels and the face patches that excite them.",
+    "views/classify.py": "What does it say about your own photo or webcam picture?",
+    "views/train.py": "Can you train a better one? Launch, watch and compare runs, then use the best.",
 }
 st.subheader("Start here")
-views = [p for p in available_pages() if p[0] != "pages/home.py"]
+views = [p for p in PAGES if p[0] != "views/home.py"]
 views.sort(key=lambda p: list(QUESTIONS).index(p[0]) if p[0] in QUESTIONS else len(QUESTIONS))
 cols = st.columns(len(views) or 1)
 for col, (path, title, icon, what) in zip(cols, views):
