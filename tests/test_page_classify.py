@@ -13,7 +13,7 @@ from test_faces import ROOT, PASTED, compose_photo  # noqa: E402
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-PAGE = str(ROOT / "pages" / "classify.py")
+PAGE = str(ROOT / "views" / "classify.py")
 
 
 def jpeg(img) -> bytes:

@@ -13,7 +13,7 @@ from test_video import make_clip  # noqa: E402
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-PAGE = str(ROOT / "pages" / "video.py")
+PAGE = str(ROOT / "views" / "video.py")
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ def page(tiny_checkpoint, synth_npz, monkeypatch, tmp_path):
     monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
 
     def make(name, **state):
-        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "views" / f"{name}.py"), default_timeout=60)
         at.session_state["active_checkpoint"] = str(tiny_checkpoint)
         at.session_state["data_source"] = str(synth_npz)
         for k, v in state.items():
@@ -167,7 +167,7 @@ def test_pages_show_a_clear_error_without_a_checkpoint(monkeypatch, tmp_path):
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "none"))
     monkeypatch.setattr(app_common, "DEFAULT_CHECKPOINT", tmp_path / "none" / "fer_best.pt")
     for name in ("confusion_matrix", "saliency", "filters"):
-        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60).run()
+        at = AppTest.from_file(str(ROOT / "views" / f"{name}.py"), default_timeout=60).run()
         assert not at.exception
         assert len(at.error) == 1 and "checkpoint not found" in at.error[0].value, [e.value for e in at.error]
 
@@ -283,7 +283,7 @@ def test_query_parameters_restore_the_views(tiny_checkpoint, synth_npz, preds, m
     monkeypatch.setenv("FER_RUNS_DIR", str(Path(tiny_checkpoint).parent.parent))
 
     def open_link(name, **params):  # a new session opened on a shared URL
-        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "views" / f"{name}.py"), default_timeout=60)
         at.session_state["active_checkpoint"] = str(tiny_checkpoint)
         at.session_state["data_source"] = str(synth_npz)
         at.query_params.update(params)
