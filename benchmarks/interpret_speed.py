@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import fer_core  # noqa: E402
-from fer_core.inference import CPU_BATCH, predict_logits  # noqa: E402
+from fer_core.inference import CPU_BATCH, cpu_native_bf16, inference_precision, predict_logits  # noqa: E402
 from fer_core.interpret import bench, predictions  # noqa: E402
 
 
@@ -50,6 +50,13 @@ def timed(fn):
 cpu = [0.0]
 
 
+@torch.inference_mode()
+def baseline_logits(model, prep, x, bs=CPU_BATCH):
+    """The path before the fast twin: the fp32 model as loaded (batch norm not folded), batch 64."""
+    return torch.cat([model(prep(x[i : i + bs]).contiguous(memory_format=torch.channels_last))
+                      for i in range(0, len(x), bs)]).numpy()
+
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--data", default=str(ROOT / "samples" / "fer2013_sample.npz"))
 ap.add_argument("--split", default="test")
@@ -58,19 +65,29 @@ ap.add_argument("--batch-sizes", nargs="*", type=int, default=[32, 128, 256])
 ap.add_argument("--skip-saliency", action="store_true", help="only the full-split prediction times")
 a = ap.parse_args()
 print(f"CPU: {cpu_name()}; {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} "
-      f"usable cores; torch {torch.__version__} with {torch.get_num_threads()} threads")
+      f"usable cores; torch {torch.__version__} with {torch.get_num_threads()} threads; native bf16: "
+      f"{cpu_native_bf16()}, so the dashboard predicts in {inference_precision('cpu')}")
 faces = fer_core.load_split(a.data, a.split)
 for ckpt in a.checkpoints:
     name = Path(ckpt).name
     model, prep = fer_core.load_model(ckpt)
     predict_logits(model, prep, faces.x[:CPU_BATCH])  # warm-up (oneDNN picks its kernels)
+    t_base, base = timed(lambda: baseline_logits(model, prep, faces.x))
+    cpu_base = cpu[0]
     t_plain, plain = timed(lambda: predictions(model, prep, faces, cache=False))
     cpu_plain = cpu[0]
+    agree = float((plain.pred == base.argmax(1)).mean())
     # TTA as the dashboard does it: the plain pass (from the cache) + the mirrored pass only
     t_mirror, _ = timed(lambda: predict_logits(model, prep, faces.x, mirror=True))
     print(f"{name}: predictions over {len(faces):,} {a.split} faces (batch {CPU_BATCH}): {t_plain:.1f} s "
           f"({t_plain / len(faces) * 1e3:.2f} ms/face; {cpu_plain:.1f} CPU s over {torch.get_num_threads()} threads); "
           f"flip TTA after it adds {t_mirror:.1f} s ({cpu[0]:.1f} CPU s)")
+    print(f"  {inference_precision('cpu')} twin (batch norm folded, conv+ReLU fused) vs the fp32 model as loaded: {t_base:.1f} s "
+          f"({cpu_base:.1f} CPU s) -> {t_plain:.1f} s, {t_base / t_plain:.2f}x faster; same predicted class for "
+          f"{agree:.2%} of the faces; accuracy {(base.argmax(1) == faces.y).mean():.4f} -> {(plain.pred == faces.y).mean():.4f}")
+    if inference_precision("cpu") != "fp32":
+        t32, _ = timed(lambda: predict_logits(model, prep, faces.x, precision="fp32"))
+        print(f"  fp32 twin: {t32:.1f} s, {t_base / t32:.2f}x faster than the model as loaded")
     for bs in a.batch_sizes:
         t_bs, _ = timed(lambda: predict_logits(model, prep, faces.x, batch_size=bs))
         print(f"  batch {bs}: {t_bs:.1f} s, {t_bs / t_plain:.2f}x the time of batch {CPU_BATCH}")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from fer_core.checkpoint import load_model  # noqa: E402
 from fer_core.faces import detect_faces, detect_yunet, find_faces  # noqa: E402
-from fer_core.inference import predict_proba  # noqa: E402
+from fer_core.inference import cpu_native_bf16, inference_precision, predict_proba  # noqa: E402
 from fer_core.predict import LiveClassifier, classify_faces  # noqa: E402
 
 
@@ -73,6 +73,12 @@ def main(argv=None) -> int:
     one = sample[:1]
     batch8 = sample[:8]
     gray = frame[..., 0].copy()
+    @torch.inference_mode()
+    def as_loaded(faces):  # the path before the fast twin: the fp32 model as loaded, batch norm not folded
+        return torch.softmax(model(prep(faces).contiguous(memory_format=torch.channels_last)), 1)
+
+    base_face = median_ms(lambda: as_loaded(one), args.runs, name="base")
+    fp32_face = median_ms(lambda: predict_proba(model, prep, one, precision="fp32"), args.runs, name="fp32")
     per_face = median_ms(lambda: predict_proba(model, prep, one), args.runs, name="face")
     per_face_tta = median_ms(lambda: predict_proba(model, prep, one, tta=True), args.runs, name="tta")
     per_face_b8 = median_ms(lambda: predict_proba(model, prep, batch8), args.runs // 2, name="b8") / 8
@@ -93,8 +99,15 @@ def main(argv=None) -> int:
     print(f"checkpoint: {args.checkpoint} ({model.checkpoint.get('model_name')}, "
           f"{sum(p.numel() for p in model.parameters()):,} params)")
     print(f"cpu: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, load average {load:.2f}")
+    prec = inference_precision("cpu")
+    print(f"native bf16: {cpu_native_bf16()}; predictions run in {prec} (FER_PRECISION=fp32 to force fp32)")
     print("                                     wall ms   cpu ms (medians)")
-    print(f"per face, batch of 1               {per_face:8.2f} {CPU_TIMES['face']:8.2f}   ({args.runs} runs)")
+    print(f"per face, batch of 1, model as loaded {base_face:6.2f} {CPU_TIMES['base']:8.2f}   (fp32, batch norm "
+          f"not folded: the baseline)")
+    print(f"per face, batch of 1, fp32 twin    {fp32_face:8.2f} {CPU_TIMES['fp32']:8.2f}   ({base_face / fp32_face:.2f}x "
+          "the baseline; batch norm folded, conv+ReLU fused)")
+    print(f"per face, batch of 1 ({prec:>4})      {per_face:8.2f} {CPU_TIMES['face']:8.2f}   ({args.runs} runs; "
+          f"{base_face / per_face:.2f}x the baseline)")
     print(f"per face, batch of 1 + TTA         {per_face_tta:8.2f} {CPU_TIMES['tta']:8.2f}")
     print(f"per face, in a batch of 8          {per_face_b8:8.2f} {CPU_TIMES['b8']:8.2f}")
     print("640x480 frame, photo settings:")
