@@ -13,7 +13,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from fer_core.data import load_split  # noqa: E402
-from fer_core.recipes import RECIPES  # noqa: E402
-from fer_core.train import TrainConfig, resolve_device, train  # noqa: E402
+from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
+from fer_core.train import resolve_device, train  # noqa: E402
 
 
 def main():
@@ -37,9 +36,7 @@ def main():
     ap.add_argument("--out", default=None, help="keep the run directory here (default: a temp dir)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in RECIPES[a.recipe].items() if k in names})
-    cfg.data, cfg.device, cfg.seed = a.data, a.device, a.seed
+    cfg = recipe_config(a.recipe, data=a.data, device=a.device, seed=a.seed)
     if a.epochs:
         cfg.epochs = a.epochs
     cfg.checkpoint_every = cfg.epochs  # checkpoint I/O is not what this measures

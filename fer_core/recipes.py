@@ -1,5 +1,7 @@
-"""Named training recipes (CLI flags as a dict) shared by the dashboard presets, scripts and benchmarks."""
+"""Named training recipes (TrainConfig overrides) shared by the dashboard presets, scripts and benchmarks."""
 from __future__ import annotations
+
+from .config import TrainConfig, config_from_dict
 
 RECIPES = {
     # The course report: Adam 1e-3, 200 epochs, per-pixel normalization, rotation 30, zoom 0.25, flip.
@@ -18,13 +20,6 @@ RECIPES = {
 }
 
 
-def recipe_args(name: str, **override) -> list[str]:
-    """The recipe as `python -m fer_core.train` flags."""
-    out = []
-    for k, v in {**RECIPES[name], **override}.items():
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, bool):
-            out.append(flag if v else "--no-" + k.replace("_", "-"))
-        elif v is not None:
-            out += [flag, str(v)]
-    return out
+def recipe_config(name: str, **override) -> TrainConfig:
+    """The recipe over TrainConfig's defaults, then `override` (not validated: `data` is still to be set)."""
+    return config_from_dict({**RECIPES[name], **override})

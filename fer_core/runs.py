@@ -7,6 +7,7 @@ refresh and a dashboard restart:
     metrics.jsonl  one JSON line per finished epoch
     status.json    {state, epoch, epochs, pid, host, ...}; fer_core.train keeps it current
     launch.json    written here: the command line, the process id and host of the launched process
+    launch_config.json  written here: the whole TrainConfig, which the trainer reads (--config)
     output.log     stdout and stderr of the training process (the log lines, and any error)
     stop_requested written here when a stop is asked for
     best.pt, last.pt
@@ -28,19 +29,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from .data import DataError, atomic_write_bytes, source_kind
-from .train import TrainConfig
+from .config import TrainConfig, config_from_dict, save_config
 
 STATES = ("queued", "running", "completed", "stopped", "failed", "stale")
 ACTIVE_STATES = ("queued", "running")
 OUTPUT_LOG = "output.log"
 LAUNCH_FILE = "launch.json"
+CONFIG_FILE = "launch_config.json"  # the config launch() hands the trainer (--config)
 STOP_FILE = "stop_requested"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds fer_core/
 
@@ -482,47 +484,12 @@ def _reap(proc: subprocess.Popen) -> None:
 
 def make_config(options: dict | TrainConfig) -> TrainConfig:
     """A validated TrainConfig from a dict of its fields (unknown keys are an error)."""
-    if isinstance(options, TrainConfig):
-        cfg = options
-    else:
-        names = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise LaunchError(f"unknown training option(s): {', '.join(unknown)}")
-        try:
-            cfg = TrainConfig(**options)
-        except TypeError as e:
-            raise LaunchError(str(e)) from None
-    if not isinstance(cfg.model_args, dict):
-        raise LaunchError("model arguments must be a JSON object, e.g. {\"width\": 8}")
     try:
+        cfg = options if isinstance(options, TrainConfig) else config_from_dict(options)
         cfg.validate()
     except ValueError as e:
         raise LaunchError(str(e)) from None
     return cfg
-
-
-def train_args(cfg: TrainConfig) -> list[str]:
-    """The `python -m fer_core.train` arguments that reproduce `cfg` (every option its parser knows)."""
-    import argparse
-
-    from .train import build_parser
-
-    args = []
-    for action in build_parser()._actions:
-        if not action.option_strings or not hasattr(cfg, action.dest) or action.dest in ("out", "name", "resume"):
-            continue
-        v = getattr(cfg, action.dest)
-        flag = next(o for o in action.option_strings if o.startswith("--"))
-        if isinstance(action, argparse.BooleanOptionalAction):
-            args.append(flag if v else "--no-" + flag[2:])
-        elif v is None:
-            continue
-        elif isinstance(v, dict):
-            args += [flag, json.dumps(v)]
-        else:
-            args += [flag, str(v)]
-    return args
 
 
 def new_run_name(runs_dir, model: str) -> str:
@@ -577,8 +544,10 @@ def launch(options: dict | TrainConfig, runs_dir, name: str | None = None, pytho
         raise LaunchError(f"a run named {name!r} already exists in {root}")
     run.mkdir(parents=True)
     now = _now_iso()
-    argv = [python or sys.executable, "-m", "fer_core.train", *train_args(cfg), "--out", str(root.resolve()),
-            f"--name={name}"]  # one token: a name can never be read as an option
+    # the whole config travels as a file: every field reaches the trainer, flag or no flag
+    save_config(cfg, run / CONFIG_FILE)
+    argv = [python or sys.executable, "-m", "fer_core.train", "--config", str((run / CONFIG_FILE).resolve()),
+            "--out", str(root.resolve()), f"--name={name}"]  # one token: a name can never be read as an option
     _write_json(run / "status.json", {"state": "queued", "epoch": 0, "epochs": cfg.epochs, "pid": None,
                                       "host": socket.gethostname(), "started": None, "updated": _now_iso(),
                                       "error": None, "best_val_acc": None})

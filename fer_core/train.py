@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,95 +27,11 @@ import torch.nn.functional as F
 from . import __version__
 from .checkpoint import FORMAT_VERSION, CheckpointError, read_checkpoint, save_checkpoint
 from .data import CLASSES, DataError, atomic_write_bytes, load_split
-from .models import count_parameters, create_model, list_models
-from .preprocess import NORM_MODES, AugmentConfig, Preprocess, augment_batch, fit_normalization, random_erase
+from .config import TrainConfig, load_config, options, parse_json_object
+from .models import count_parameters, create_model
+from .preprocess import AugmentConfig, Preprocess, augment_batch, fit_normalization, random_erase
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
-SCHEDULES = ("constant", "cosine", "onecycle", "step")
-
-
-def check_model_args(model: str, model_args) -> None:
-    """Build the model once on a face-sized input: bad --model-args fail here, not in a half-made run
-    (a model with the wrong number of outputs would leave a last.pt that nothing can use)."""
-    if not isinstance(model_args, dict):
-        raise ValueError(f"--model-args must be a JSON object, got {model_args!r}")
-    try:
-        with torch.no_grad():
-            out = create_model(model, **model_args).eval()(torch.zeros(1, 1, 48, 48))  # (1, classes)
-    except (TypeError, ValueError, RuntimeError) as e:
-        msg = " ".join(str(e).split())[:300]
-        raise ValueError(f"--model-args {json.dumps(model_args)} do not fit model {model!r}: {msg}") from None
-    if tuple(out.shape) != (1, len(CLASSES)):
-        raise ValueError(f"--model-args {json.dumps(model_args)}: model {model!r} would have {out.shape[-1]} "
-                         f"outputs, FER2013 has {len(CLASSES)} classes")
-
-
-@dataclass
-class TrainConfig:
-    data: str = ""
-    model: str = "seed_vgg"
-    model_args: dict = field(default_factory=dict)
-    epochs: int = 200
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float | None = None  # None: 0 for adam, 0.05 for adamw, 5e-4 for sgd
-    momentum: float = 0.9
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    augment: bool = True
-    rotation: float = 30.0
-    zoom: float = 0.25
-    shift: float = 0.0
-    flip: bool = True
-    erase: float = 0.0
-    normalize: str = "pixel"
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    max_train_samples: int | None = None
-    val_split: str = "val"
-    eval_batch_size: int = 1024
-    channels_last: bool = True
-    amp: bool = True  # bf16 autocast on CUDA
-    checkpoint_every: int = 1  # epochs between last.pt saves (a long GPU run saves less often)
-
-    def validate(self) -> None:
-        def bad(msg):
-            raise ValueError(msg)
-
-        if not self.data:
-            bad("--data is required")
-        if self.model not in list_models():
-            bad(f"unknown model {self.model!r} (available: {', '.join(list_models())})")
-        for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every"):
-            if int(getattr(self, name)) <= 0:
-                bad(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad(f"--lr must be positive, got {self.lr}")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.max_train_samples is not None and self.max_train_samples <= 0:
-            bad(f"--max-train-samples must be a positive integer, got {self.max_train_samples}")
-        if not 0 <= self.label_smoothing < 1:
-            bad(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.optimizer not in OPTIMIZERS:
-            bad(f"--optimizer must be one of {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            bad(f"--schedule must be one of {SCHEDULES}")
-        if self.normalize not in NORM_MODES:
-            bad(f"--normalize must be one of {NORM_MODES}")
-        if self.rotation < 0 or not 0 <= self.zoom < 1 or not 0 <= self.shift < 1 or not 0 <= self.erase <= 1:
-            bad("augmentation ranges must be non-negative (zoom and shift below 1, erase at most 1)")
-        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
-            bad("--warmup-epochs must be between 0 and --epochs")
-        if self.device not in ("auto", "cuda", "mps", "cpu") and not self.device.startswith("cuda:"):
-            bad(f"--device must be auto, cuda, mps or cpu, got {self.device!r}")
-        check_model_args(self.model, self.model_args)
-
-    def augment_config(self) -> AugmentConfig:
-        return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -591,35 +507,24 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", help="FER2013 source: .csv/.csv.gz, image folder, .zip or .npz")
-    p.add_argument("--model", default=d.model, choices=list_models())
-    p.add_argument("--model-args", default="{}", help="JSON dict of model keyword arguments")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (Nesterov)")
-    p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
-    p.add_argument("--rotation", type=float, default=d.rotation)
-    p.add_argument("--zoom", type=float, default=d.zoom)
-    p.add_argument("--shift", type=float, default=d.shift)
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=d.flip)
-    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
-    p.add_argument("--normalize", default=d.normalize, choices=NORM_MODES)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cuda, mps or cpu")
-    p.add_argument("--max-train-samples", type=int, default=None)
-    p.add_argument("--val-split", default=d.val_split, choices=("val", "test"))
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between last.pt saves")
+    """One flag per TrainConfig field; a flag not given is absent from the namespace, so the config file's
+    value (or the field's default) stands."""
+    p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__.split("\n")[0],
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", metavar="FILE", help="JSON config (a run's config.json will do); flags override it")
+    for o in options():
+        kw = dict(help=o.help + (f" (default: {o.placeholder or o.default})" if o.default != "" else ""))
+        if o.kind == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif o.kind in ("int", "float"):
+            kw["type"] = {"int": int, "float": float}[o.kind]
+        if o.choices:
+            kw["choices"] = o.choices
+        p.add_argument(o.flag, **kw)
     p.add_argument("--out", default="runs", help="directory that holds run directories")
     p.add_argument("--name", default=None, help="run directory name (default: timestamp-model)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run with its own config")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue a stopped or killed run with its own config")
     return p
 
 
@@ -634,14 +539,12 @@ def check_out_dir(out) -> None:
 
 
 def config_from_args(a) -> TrainConfig:
-    try:
-        margs = json.loads(a.model_args)
-        assert isinstance(margs, dict)
-    except (ValueError, AssertionError):
-        raise ValueError(f"--model-args must be a JSON object, got {a.model_args!r}") from None
-    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig)
-                         if f.name not in ("model_args", "eval_batch_size", "channels_last", "amp")},
-                      model_args=margs)
+    """--config's file (if any), overridden by the flags given."""
+    cfg = load_config(a.config) if getattr(a, "config", None) else TrainConfig()
+    for o in options():
+        if hasattr(a, o.name):
+            v = getattr(a, o.name)
+            setattr(cfg, o.name, parse_json_object(o, v) if o.kind == "json" else v)
     return cfg
 
 
@@ -650,11 +553,7 @@ def config_of_run(run_dir) -> TrainConfig:
     cfile = run / "config.json"
     if not run.is_dir() or not cfile.exists():
         raise ValueError(f"{run_dir}: not a run directory (no config.json)")
-    try:
-        hp = json.loads(cfile.read_text())["hyperparameters"]
-        return TrainConfig(**hp)
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{cfile}: unreadable run config ({e})") from None
+    return load_config(cfile)
 
 
 def main(argv=None) -> int:
@@ -668,7 +567,7 @@ def main(argv=None) -> int:
             if not (Path(a.resume) / "last.pt").exists():
                 raise ValueError(f"{a.resume}: no last.pt to resume from")
             read_checkpoint(Path(a.resume) / "last.pt")
-            if a.device != "auto":
+            if getattr(a, "device", "auto") != "auto":
                 cfg.device = a.device
         else:
             cfg = config_from_args(a)

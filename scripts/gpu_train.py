@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +49,9 @@ def main():
 
     from fer_core.checkpoint import export_checkpoint, read_checkpoint
     from fer_core.data import load_split
-    from fer_core.recipes import RECIPES, recipe_args
-    from fer_core.train import TrainConfig, train
+    from fer_core.config import save_config
+    from fer_core.recipes import recipe_config
+    from fer_core.train import train
 
     log(f"torch {torch.__version__}, {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA'}")
     for s in ("train", "val"):
@@ -59,12 +59,10 @@ def main():
     log("data decoded and cached")
 
     # ---- calibrate: epoch seconds of each recipe alone (2nd epoch, after cudnn autotuning)
-    names = {f.name for f in fields(TrainConfig)}
     secs = {}
     for key, over in (("best", {}), ("report", {"batch_size": a.report_batch})):
-        cfg = TrainConfig(**{k: v for k, v in {**RECIPES[key], **over}.items() if k in names})
-        cfg.data, cfg.device, cfg.epochs, cfg.checkpoint_every = a.data, a.device, 2, 100
-        cfg.max_train_samples = a.calib_samples
+        cfg = recipe_config(key, **over, data=a.data, device=a.device, epochs=2, checkpoint_every=100,
+                            max_train_samples=a.calib_samples)
         seen = []
         train(cfg, out_dir=str(runs), run_dir=f"calib_{key}", callback=lambda m: seen.append(m["seconds"]) and False)
         secs[key] = seen[-1]
@@ -90,8 +88,10 @@ def main():
 
     procs = {}
     for name, recipe, over, epochs, _ in plan:
-        cmd = [sys.executable, "-m", "fer_core.train", *recipe_args(recipe, **over, epochs=epochs),
-               "--data", a.data, "--device", a.device, "--out", str(runs), "--name", name, "--checkpoint-every", "25"]
+        save_config(recipe_config(recipe, **over, epochs=epochs, data=a.data, device=a.device, checkpoint_every=25),
+                    runs / f"{name}.config.json")
+        cmd = [sys.executable, "-m", "fer_core.train", "--config", str(runs / f"{name}.config.json"),
+               "--out", str(runs), "--name", name]
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(runs / f"{name}.err", "w"))
         log("started " + " ".join(cmd[2:]))
     train_deadline = time.time() + a.budget * 1.25

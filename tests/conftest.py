@@ -127,3 +127,21 @@ def square_model():
         pred = model(prep(x)).argmax(1).numpy()
     assert (pred == y).all(), "square_reader does not solve the synthetic task: its weights are wrong"
     return model, prep
+
+
+def non_default_config(data) -> dict:
+    """A valid value for every TrainConfig field, none its default, cheap to train (two epochs of a tiny model
+    on 140 faces): the round-trip tests ask for each and find each in the run's config.json."""
+    from dataclasses import asdict
+
+    from fer_core.config import TrainConfig
+
+    values = dict(data=str(Path(data).resolve()), model="mini_cnn", model_args={"width": 8}, epochs=2, batch_size=32,
+                  optimizer="sgd", lr=0.01, schedule="cosine", weight_decay=1e-4, augment=False, flip=False,
+                  rotation=10.0, zoom=0.1, shift=0.05, erase=0.25, normalize="global", label_smoothing=0.05,
+                  warmup_epochs=0.5, seed=3, device="cpu", max_train_samples=140, val_split="test", momentum=0.8,
+                  checkpoint_every=2, eval_batch_size=100, channels_last=False, amp=False)
+    defaults = asdict(TrainConfig())
+    assert values.keys() == defaults.keys(), "every TrainConfig field needs a non-default value here"
+    assert not [k for k in values if values[k] == defaults[k]]
+    return values

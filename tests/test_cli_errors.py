@@ -152,6 +152,22 @@ def test_bad_model_args(capsys, synth_npz, tmp_path, margs, needle):
     assert not any(tmp_path.iterdir())  # no run directory, no last.pt
 
 
+@pytest.mark.parametrize("config,needle", [({"data": "DATA", "val_split": "nope"}, "--val-split must be one of"),
+                                           ({"data": "DATA", "model": "mini_cnn", "model_args": {"nope": 1}},
+                                            "'nope'"),
+                                           ({"data": "DATA", "epoch": 3}, "unknown training option(s): epoch"),
+                                           ("{not json", "unreadable run config")])
+def test_bad_config_files(capsys, synth_npz, tmp_path, config, needle):
+    from fer_core.train import main
+
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(config).replace('"DATA"', json.dumps(str(synth_npz))) if isinstance(config, dict)
+                 else config)
+    out = tmp_path / "runs"
+    main_error(capsys, main, ["--config", f, "--out", out], needle)
+    assert not out.exists()  # validated before any run directory
+
+
 @pytest.mark.parametrize("device,needle", [("banana", "--device must be"), ("cuda:x", "--device must be"),
                                            ("cuda", "no CUDA GPU")])
 def test_evaluate_bad_device(capsys, tiny_checkpoint, synth_npz, device, needle):

@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields, replace
 
 import pytest
 import torch
 
-from tests.conftest import synthetic_faces, write_npz
+from tests.conftest import non_default_config, synthetic_faces, write_npz
 from fer_core import runs
-from fer_core.recipes import RECIPES
+from fer_core.config import TrainConfig, save_config
+from fer_core.recipes import RECIPES, recipe_config
 from fer_core.train import build_parser, config_from_args
 
 TINY = dict(model="mini_cnn", model_args={"width": 8}, epochs=2, batch_size=32, max_train_samples=140,
@@ -34,14 +36,56 @@ def wait_for(pred, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("options", [RECIPES["report"], RECIPES["best"], RECIPES["quick"],
-                                     {"model": "mini_cnn", "model_args": {"width": 8}, "flip": False,
-                                      "augment": False, "weight_decay": 1e-4, "warmup_epochs": 2.0,
-                                      "val_split": "test", "device": "cpu"}])
-def test_train_args_reproduce_the_config(options):
-    cfg = runs.make_config({**options, "data": "somewhere.npz"})
-    parsed = config_from_args(build_parser().parse_args(runs.train_args(cfg)))
-    assert parsed == cfg
+def cli_argv(values: dict) -> list[str]:
+    """`values` as command-line flags, written out by hand: the known answer for the flags build_parser makes."""
+    argv = []
+    for k, v in values.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            argv.append(flag if v else "--no-" + flag[2:])
+        else:
+            argv += [flag, json.dumps(v) if isinstance(v, dict) else str(v)]
+    return argv
+
+
+def test_every_field_has_a_flag(synth_npz):
+    values = non_default_config(synth_npz)
+    assert config_from_args(build_parser().parse_args(cli_argv(values))) == TrainConfig(**values)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_a_config_file_and_the_flags_after_it(tmp_path, recipe):
+    # model_args as a dict: the old flag writer sent {'width': 8} as Python repr, which the CLI refused
+    cfg = recipe_config(recipe, data="somewhere.npz", model_args={"width": 8} if recipe == "quick" else {})
+    save_config(cfg, tmp_path / "c.json")
+    assert config_from_args(build_parser().parse_args(["--config", str(tmp_path / "c.json")])) == cfg
+    argv = ["--config", str(tmp_path / "c.json"), "--epochs", "5", "--no-amp", "--model-args", '{"width": 4}']
+    assert config_from_args(build_parser().parse_args(argv)) == replace(cfg, epochs=5, amp=False,
+                                                                       model_args={"width": 4})
+
+
+def test_every_field_travels_from_launch_to_the_run_config(tmp_path, synth_npz):
+    requested = non_default_config(synth_npz)
+    run = runs.launch(requested, tmp_path, name="all")
+    r = runs.wait(run, timeout=120)
+    assert r.state == "completed", runs.log_tail(run)
+    hp = json.loads((run / "config.json").read_text())["hyperparameters"]
+    for f in fields(TrainConfig):
+        assert hp[f.name] == requested[f.name], f.name
+    assert "--config" in json.loads((run / runs.LAUNCH_FILE).read_text())["argv"]
+
+
+@pytest.mark.parametrize("bad,needle", [({"val_split": "nope"}, "--val-split must be one of"),
+                                        ({"model_args": {"width": -3}}, "--model-args"),
+                                        ({"model_args": {"nope": 1}}, "'nope'"),
+                                        ({"model_args": [8]}, "--model-args must be a JSON object")])
+def test_bad_val_split_and_model_args_are_one_line_errors_before_a_run(tmp_path, synth_npz, bad, needle):
+    with pytest.raises(ValueError, match=needle) as e:
+        TrainConfig(**tiny(synth_npz, **bad)).validate()
+    assert "\n" not in str(e.value)
+    with pytest.raises(runs.LaunchError, match=needle):
+        runs.launch(tiny(synth_npz, **bad), tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_options_and_missing_gpu_are_refused_without_a_run(tmp_path, synth_npz):

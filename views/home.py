@@ -9,6 +9,7 @@ import streamlit as st
 from app_common import PAGES, checkpoint_label, get_class_counts, get_model, get_splits, sidebar
 from fer_core import count_parameters
 from fer_core.checkpoint import CheckpointError
+from fer_core.config import options
 from fer_core.inference import inference_precision
 from fer_core.data import CLASSES
 
@@ -93,11 +94,10 @@ with left:
         if meta.get("model_args"):
             st.caption("Model arguments: " + ", ".join(f"{k}={v}" for k, v in meta["model_args"].items()))
         if tc:
-            keys = ["epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "augment", "rotation",
-                    "zoom", "shift", "flip", "erase", "normalize", "label_smoothing", "seed", "max_train_samples"]
-            shown = {"max_train_samples": {None: "all"}, "weight_decay": {None: "optimizer default"}}
-            rows = [(k, str(shown.get(k, {}).get(tc[k], tc[k])) if tc[k] is not None else "default")
-                    for k in keys if k in tc]
+            # every TrainConfig field but the data path (the training machine's) and the model arguments
+            # (the caption above); None shows what it stands for
+            rows = [(o.name, str(tc[o.name]) if tc[o.name] is not None else o.placeholder)
+                    for o in options() if o.name in tc and o.section != "source" and o.kind != "json"]
             st.markdown("**Training configuration**")
             st.dataframe(pd.DataFrame(rows, columns=["option", "value"]), hide_index=True, width="stretch",
                          height=35 * (len(rows) + 1) + 3, column_config={

@@ -17,10 +17,8 @@ from app_common import (SAMPLE_DATA, get_class_counts, get_splits, load_settings
                         set_active_checkpoint, sidebar)
 from fer_core import runs
 from fer_core.data import DataError, source_kind
-from fer_core.models import list_models
-from fer_core.preprocess import NORM_MODES
-from fer_core.recipes import RECIPES
-from fer_core.train import OPTIMIZERS, SCHEDULES, TrainConfig
+from fer_core.config import Option, options, parse_json_object
+from fer_core.recipes import RECIPES, recipe_config
 
 ctx = sidebar()
 ss = st.session_state
@@ -40,26 +38,18 @@ st.title("Train")
 
 def preset_values(recipe: str) -> dict:
     """The form's values for a recipe: TrainConfig defaults, overridden by the recipe."""
-    cfg = asdict(TrainConfig())
-    cfg.update(RECIPES[recipe])
-    return cfg
-
-
-FORM_KEYS = ["model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup_epochs",
-             "augment", "rotation", "zoom", "shift", "flip", "erase", "normalize", "label_smoothing", "seed",
-             "max_train_samples", "val_split"]
-FLOATS = ("lr", "weight_decay", "warmup_epochs", "rotation", "zoom", "shift", "erase", "label_smoothing")
-INTS = ("epochs", "batch_size", "seed", "max_train_samples")
+    return asdict(recipe_config(recipe))
 
 
 def form_store(values: dict) -> dict:
-    """The form's values as its widgets hold them (model arguments as JSON text)."""
+    """The form's values as its widgets hold them (numbers as their field's type, JSON fields as text)."""
     out = {}
-    for k in FORM_KEYS:
-        v = values.get(k)
-        out[k] = None if v is None else float(v) if k in FLOATS else int(v) if k in INTS else v
-    margs = values.get("model_args") or {}
-    out["model_args"] = margs if isinstance(margs, str) else json.dumps(margs)
+    for o in options():
+        v = values.get(o.name)
+        if o.kind == "json":
+            out[o.name] = v if isinstance(v, str) else json.dumps(v or {})
+        else:
+            out[o.name] = None if v is None else float(v) if o.kind == "float" else int(v) if o.kind == "int" else v
     return out
 
 
@@ -74,7 +64,9 @@ def apply_preset(label: str) -> None:
     recipe = PRESETS[label]
     # the quick check trains on the bundled sample's train split, so it works on a fresh checkout
     data = str(SAMPLE_DATA) if recipe == "quick" else (full_data() or ss["train_options"].get("data"))
-    ss["train_options"].update(form_store(preset_values(recipe)) | {"data": data})
+    values = form_store(preset_values(recipe)) | {"data": data}
+    del values["device"]  # where to train is this machine's choice, not the recipe's
+    ss["train_options"].update(values)
 
 
 def commit_form() -> None:
@@ -85,8 +77,7 @@ def commit_form() -> None:
 
 
 if "train_options" not in ss:  # first visit in this session: the quick check, on the bundled sample
-    ss["train_options"] = form_store(preset_values("quick")) | {"data": str(SAMPLE_DATA), "device": "auto",
-                                                                "name": ""}
+    ss["train_options"] = form_store(preset_values("quick")) | {"data": str(SAMPLE_DATA), "name": ""}
 if ss["train_options"]["device"] not in DEVICES:
     ss["train_options"]["device"] = "auto"
 for _k, _v in ss["train_options"].items():  # (re)fill the widgets before they are drawn
@@ -129,40 +120,46 @@ with st.expander("Train on the full FER2013 data"):
         f"`{settings_file()}` (set `FER_SETTINGS_FILE` to use another file); the report and best recipes then "
         "start on it.")
 
+def widget(o: Option, where) -> None:
+    """The form's widget of one TrainConfig field, its limits and help from the field's metadata."""
+    key, kw = "tr_" + o.name, dict(help=o.help[:1].upper() + o.help[1:])
+    if o.name == "device":  # the devices torch finds on this machine, not every name the CLI accepts
+        where.selectbox(o.label, DEVICES, key=key, **kw)
+    elif o.kind == "bool":
+        where.checkbox(o.label, key=key, **kw)
+    elif o.choices:
+        where.selectbox(o.label, o.choices, key=key, **kw)
+    elif o.kind in ("int", "float"):
+        num = float if o.kind == "float" else int
+        where.number_input(o.label, min_value=None if o.lo is None else num(o.lo),
+                           max_value=None if o.hi is None else num(o.hi), step=num(o.step), format=o.fmt,
+                           placeholder=o.placeholder, key=key, **kw)
+    else:
+        where.text_input(o.label, key=key, **kw)
+
+
+def grid(opts: list[Option]) -> None:
+    """Four widgets a row, in field order; a checkbox after a checkbox shares its cell."""
+    cells = []
+    for o in opts:
+        if cells and o.kind == "bool" and cells[-1][-1].kind == "bool":
+            cells[-1].append(o)
+        else:
+            cells.append([o])
+    for i in range(0, len(cells), 4):
+        for col, cell in zip(st.columns(4), cells[i:i + 4]):
+            for o in cell:
+                widget(o, col)
+
+
 with st.form("train_form"):
-    c = st.columns(4)
-    c[0].selectbox("Model", list_models(), key="tr_model")
-    c[1].text_input("Model arguments (JSON)", key="tr_model_args", help='e.g. {"width": 8} for a tiny mini_cnn')
-    c[2].number_input("Epochs", min_value=1, step=1, key="tr_epochs")
-    c[3].number_input("Batch size", min_value=1, step=16, key="tr_batch_size")
-    c = st.columns(4)
-    c[0].selectbox("Optimizer", OPTIMIZERS, key="tr_optimizer")
-    c[1].number_input("Learning rate", min_value=1e-7, step=1e-4, format="%.6g", key="tr_lr")
-    c[2].selectbox("LR schedule", SCHEDULES, key="tr_schedule")
-    c[3].number_input("Weight decay", min_value=0.0, step=1e-4, format="%.6g", key="tr_weight_decay",
-                      placeholder="optimizer default", help="Empty: 0 for adam, 0.05 for adamw, 5e-4 for sgd")
-    c = st.columns(4)
-    c[0].checkbox("Augmentation", key="tr_augment")
-    c[0].checkbox("Horizontal flip", key="tr_flip")
-    c[1].number_input("Rotation (degrees)", min_value=0.0, max_value=180.0, step=5.0, key="tr_rotation")
-    c[2].number_input("Zoom", min_value=0.0, max_value=0.95, step=0.05, key="tr_zoom")
-    c[3].number_input("Shift", min_value=0.0, max_value=0.95, step=0.05, key="tr_shift")
-    c = st.columns(4)
-    c[0].number_input("Random erasing p", min_value=0.0, max_value=1.0, step=0.1, key="tr_erase")
-    c[1].selectbox("Normalization", NORM_MODES, key="tr_normalize",
-                   help="pixel: per-pixel mean/std of the training set; global: one mean/std; none: /255 only")
-    c[2].number_input("Label smoothing", min_value=0.0, max_value=0.99, step=0.05, key="tr_label_smoothing")
-    c[3].number_input("Warm-up epochs", min_value=0.0, step=1.0, key="tr_warmup_epochs")
-    c = st.columns(4)
-    c[0].number_input("Seed", min_value=0, step=1, key="tr_seed")
-    c[1].selectbox("Device", DEVICES, key="tr_device",
-                   help="Devices torch finds here" + ("" if GPU else " (no GPU: training runs on the CPU)"))
-    c[2].number_input("Training samples", min_value=1, step=500, key="tr_max_train_samples",
-                      placeholder="all", help="Train on a random subset of this many faces (empty: all)")
-    c[3].selectbox("Validate on", ("val", "test"), key="tr_val_split",
-                   help="Split scored every epoch; 'val' falls back to 'test' when a source has no val split")
+    grid([o for o in options() if o.section == "main"])
+    with st.expander("Advanced"):
+        grid([o for o in options() if o.section == "advanced"])
     c = st.columns([3, 1])
-    c[0].text_input("Data source", key="tr_data", help="A FER2013 source with a train split (csv, folder, zip, npz)")
+    for o in options():
+        if o.section == "source":
+            widget(o, c[0])
     c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + str(RUNS))
     if active and not GPU:  # said once, neutrally: a run just resumed is one of these, not a surprise
         st.caption(f"Training now: {', '.join(r.name for r in active)}. A new run shares the CPU cores with them.")
@@ -173,16 +170,23 @@ if not GPU:
                "(hours to days on a CPU).")
 
 
+def form_config(v: dict) -> dict:
+    """The TrainConfig fields of the form's values (JSON fields parsed)."""
+    out = {o.name: v[o.name] for o in options()}
+    for o in options():
+        if o.kind == "json":
+            try:
+                out[o.name] = parse_json_object(o, v[o.name])
+            except ValueError:
+                raise runs.LaunchError(f'{o.label} must be a JSON object such as {{"width": 8}}, '
+                                       f"got {v[o.name]!r}") from None
+    return out | {"data": (v["data"] or "").strip()}
+
+
 def launch_from_form() -> Path:
     v = ss["train_options"]
-    data = (v["data"] or "").strip()
-    try:
-        margs = json.loads(v["model_args"] or "{}")
-        if not isinstance(margs, dict):
-            raise ValueError
-    except ValueError:
-        raise runs.LaunchError('model arguments must be a JSON object such as {"width": 8}, '
-                               f"got {v['model_args']!r}") from None
+    opts = form_config(v)
+    data = opts["data"]
     if not data:
         raise runs.LaunchError("enter a data source with a train split")
     try:
@@ -193,7 +197,6 @@ def launch_from_form() -> Path:
     if "train" not in splits:
         raise runs.LaunchError(f"{data} has no train split (it holds: {', '.join(splits) or 'nothing'}). Training "
                                "needs e.g. the full FER2013 csv, or a folder/zip with train/<class>/ images.")
-    opts = {k: v[k] for k in FORM_KEYS} | {"model_args": margs, "data": data, "device": v["device"]}
     run = runs.launch(opts, RUNS, name=(v["name"] or "").strip() or None)
     if Path(data).resolve() != SAMPLE_DATA.resolve():
         save_setting("train_data", data)  # the full data's path, for the next session's recipes

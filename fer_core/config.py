@@ -1,0 +1,207 @@
+"""TrainConfig: the one description of a training run.
+
+Each field carries its help text, limits, choices and Train-form label as metadata; the command line of
+`python -m fer_core.train`, the checks of `validate()` and the dashboard's Train form all derive from it, and a
+launched run is handed the whole config as JSON (`--config FILE`), so no setting is lost on the way.
+"""
+from __future__ import annotations
+
+import json
+import math
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from .data import CLASSES, SPLITS, atomic_write_bytes
+from .models import create_model, list_models
+from .preprocess import NORM_MODES, AugmentConfig
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle", "step")
+DEVICES = ("auto", "cuda", "mps", "cpu")  # and cuda:N
+SECTIONS = ("source", "main", "advanced")  # the Train form: the data row, the main grid, the "Advanced" expander
+
+
+def option(default, help: str, label: str, section: str = "main", lo=None, hi=None, step=None, choices=None,
+           fmt=None, placeholder=None):
+    """A TrainConfig field with its metadata. `lo`/`hi` are inclusive bounds, enforced by validate() and the
+    form alike; `placeholder` is what None means (it makes None a valid value)."""
+    meta = dict(help=help, label=label, section=section, lo=lo, hi=hi, step=step, choices=choices, fmt=fmt,
+                placeholder=placeholder)
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    data: str = option("", "FER2013 source with a train split: .csv/.csv.gz, image folder, .zip or .npz",
+                       "Data source", section="source")
+    model: str = option("seed_vgg", "architecture", "Model", choices=tuple(list_models()))
+    model_args: dict = option({}, 'JSON object of model keyword arguments, e.g. {"width": 8} for a tiny mini_cnn',
+                              "Model arguments (JSON)")
+    epochs: int = option(200, "epochs to train", "Epochs", lo=1, step=1)
+    batch_size: int = option(64, "training batch size", "Batch size", lo=1, step=16)
+    optimizer: str = option("adam", "optimizer", "Optimizer", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "peak learning rate", "Learning rate", lo=1e-7, step=1e-4, fmt="%.6g")
+    schedule: str = option("constant", "learning-rate schedule", "LR schedule", choices=SCHEDULES)
+    weight_decay: float | None = option(None, "weight decay; by default 0 for adam, 0.05 for adamw, 5e-4 for sgd",
+                                        "Weight decay", lo=0.0, step=1e-4, fmt="%.6g",
+                                        placeholder="optimizer default")
+    augment: bool = option(True, "augment the training faces", "Augmentation")
+    flip: bool = option(True, "random horizontal flips", "Horizontal flip")
+    rotation: float = option(30.0, "largest random rotation, in degrees", "Rotation (degrees)", lo=0.0, hi=180.0,
+                             step=5.0)
+    zoom: float = option(0.25, "largest random zoom, as a fraction", "Zoom", lo=0.0, hi=0.95, step=0.05)
+    shift: float = option(0.0, "largest random shift, as a fraction of the side", "Shift", lo=0.0, hi=0.95,
+                          step=0.05)
+    erase: float = option(0.0, "random-erasing probability", "Random erasing p", lo=0.0, hi=1.0, step=0.1)
+    normalize: str = option("pixel", "pixel: per-pixel mean/std of the training set; global: one mean/std; "
+                            "none: /255 only", "Normalization", choices=NORM_MODES)
+    label_smoothing: float = option(0.0, "label smoothing", "Label smoothing", lo=0.0, hi=0.99, step=0.05)
+    warmup_epochs: float = option(0.0, "epochs of linear learning-rate warm-up (at most --epochs)",
+                                  "Warm-up epochs", lo=0.0, step=1.0)
+    seed: int = option(0, "random seed", "Seed", lo=0, step=1)
+    device: str = option("auto", "auto, cuda, cuda:N, mps or cpu", "Device")
+    max_train_samples: int | None = option(None, "train on a random subset of this many faces",
+                                           "Training samples", lo=1, step=500, placeholder="all")
+    val_split: str = option("val", "split scored every epoch; 'val' falls back to 'test' when a source has no "
+                            "val split", "Validate on", choices=tuple(s for s in SPLITS if s != "train"))
+    momentum: float = option(0.9, "SGD momentum (Nesterov, so above 0)", "SGD momentum", section="advanced",
+                             lo=0.01, hi=0.999, step=0.01)
+    checkpoint_every: int = option(1, "epochs between last.pt saves (a long GPU run saves less often)",
+                                   "Checkpoint every (epochs)", section="advanced", lo=1, step=1)
+    eval_batch_size: int = option(1024, "batch size of the validation pass", "Evaluation batch size",
+                                  section="advanced", lo=1, step=256)
+    channels_last: bool = option(True, "channels-last memory format (faster convolutions on GPUs)",
+                                 "Channels last", section="advanced")
+    amp: bool = option(True, "bf16 autocast on CUDA", "Mixed precision (CUDA)", section="advanced")
+
+    def validate(self) -> None:
+        """Every field against its metadata, then the rules that tie fields together; a bad value raises a
+        one-line ValueError naming its flag."""
+        for o in options():
+            check_value(o, getattr(self, o.name))
+        if not self.data:
+            raise ValueError("--data is required")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError("--warmup-epochs must be between 0 and --epochs")
+        if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise ValueError(f"--device must be auto, cuda, cuda:N, mps or cpu, got {self.device!r}")
+        check_model_args(self.model, self.model_args)
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One TrainConfig field as the command line and the form see it."""
+
+    name: str
+    kind: str  # "int", "float", "bool", "str" or "json" (a dict, given as JSON text)
+    default: object
+    help: str
+    label: str
+    section: str
+    lo: float | None
+    hi: float | None
+    step: float | None
+    choices: tuple | None
+    fmt: str | None
+    placeholder: str | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def optional(self) -> bool:
+        return self.placeholder is not None
+
+
+@cache
+def options() -> tuple[Option, ...]:
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in fields(TrainConfig):
+        base = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        kind = "json" if base is dict else base.__name__
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        out.append(Option(f.name, kind, default, **f.metadata))
+    return tuple(out)
+
+
+def check_value(o: Option, v) -> None:
+    if v is None:
+        if o.optional:
+            return
+        raise ValueError(f"{o.flag} is required")
+    ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+          "float": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          "bool": isinstance(v, bool), "str": isinstance(v, str), "json": isinstance(v, dict)}[o.kind]
+    if not ok:
+        what = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+                "json": "a JSON object"}[o.kind]
+        raise ValueError(f"{o.flag} must be {what}, got {v!r}")
+    if o.choices is not None and v not in o.choices:
+        raise ValueError(f"{o.flag} must be one of {', '.join(o.choices)}, got {v!r}")
+    if (o.lo is not None and v < o.lo) or (o.hi is not None and v > o.hi):
+        rule = f"between {o.lo:g} and {o.hi:g}" if o.hi is not None else f"at least {o.lo:g}"
+        raise ValueError(f"{o.flag} must be {rule}, got {v}")
+
+
+def check_model_args(model: str, model_args) -> None:
+    """Build the model once on a face-sized input: bad --model-args fail here, not in a half-made run
+    (a model with the wrong number of outputs would leave a last.pt that nothing can use)."""
+    if not isinstance(model_args, dict):
+        raise ValueError(f"--model-args must be a JSON object, got {model_args!r}")
+    try:
+        with torch.no_grad():
+            out = create_model(model, **model_args).eval()(torch.zeros(1, 1, 48, 48))  # (1, classes)
+    except (TypeError, ValueError, RuntimeError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise ValueError(f"--model-args {json.dumps(model_args)} do not fit model {model!r}: {msg}") from None
+    if tuple(out.shape) != (1, len(CLASSES)):
+        raise ValueError(f"--model-args {json.dumps(model_args)}: model {model!r} would have {out.shape[-1]} "
+                         f"outputs, FER2013 has {len(CLASSES)} classes")
+
+
+def parse_json_object(o: Option, text: str) -> dict:
+    try:
+        v = json.loads(text or "{}")
+    except ValueError:
+        v = None
+    if not isinstance(v, dict):
+        raise ValueError(f'{o.flag} must be a JSON object such as {{"width": 8}}, got {text!r}')
+    return v
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from some of its fields (the rest default); unknown keys are an error. Not validated."""
+    unknown = sorted(set(values) - {o.name for o in options()})
+    if unknown:
+        raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+    return TrainConfig(**values)
+
+
+def save_config(cfg: TrainConfig, path) -> None:
+    """The config file `--config` reads: the shape of a run's config.json, which carries more keys."""
+    atomic_write_bytes(path, (json.dumps({"hyperparameters": asdict(cfg)}, indent=2) + "\n").encode())
+
+
+def load_config(path) -> TrainConfig:
+    """A config file: a run's config.json, one written by save_config, or a plain object of fields."""
+    try:
+        obj = json.loads(Path(path).read_text())
+        hp = obj.get("hyperparameters", obj)
+        if not isinstance(hp, dict):
+            raise ValueError("not a JSON object of training options")
+        return config_from_dict(hp)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config ({e.strerror})") from None
+    except (ValueError, AttributeError, TypeError) as e:
+        raise ValueError(f"{path}: unreadable run config ({e})") from None
