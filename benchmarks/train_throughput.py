@@ -1,9 +1,13 @@
-"""Training images/s of fer_core's loop vs a plain torchvision baseline, same model, same run.
+"""Training images/s of fer_core's loop vs a plain torchvision baseline, same model, same run, and the share
+of the machine's measured matmul peak that the training step reaches.
 
 Project loop: uint8 data resident on the device, one batched augmentation op per step (rotation, zoom,
-flip on the GPU when there is one), bf16 + channels_last on CUDA.
+flip on the GPU when there is one), channels_last, bf16 autocast on CUDA and on CPUs with native bf16.
 Baseline: torchvision ImageFolder over the extracted JPEGs + per-image PIL transforms + DataLoader.
+Achieved GFLOP/s = images/s x 3 x 2 x the model's multiply-adds per face (forward + backward = 3 forwards;
+convolutions and linear layers counted by hooks); the peak is a large torch.mm in fp32 and in bf16, timed here.
 
+  python benchmarks/train_throughput.py --device cpu                     # the cpu recipe's model, batch and precision
   python benchmarks/train_throughput.py --data ../shared/data/fer2013.zip [--device auto] [--model seed_vgg]
 """
 from __future__ import annotations
@@ -25,6 +29,49 @@ from fer_core.data import cache_dir, load_split, source_key  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
 from fer_core.train import TrainConfig, make_batch, resolve_device, train_step  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def macs_per_face(model) -> int:
+    """Multiply-adds of one 48x48 face through the model's convolutions and linear layers."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, torch.nn.Conv2d):
+            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total[0] += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, 48, 48))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def matmul_peak(device, dtype, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an n x n x n torch.mm, best of `reps` (what the machine's units can do for a dense matmul)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def sync(device):

@@ -1,0 +1,68 @@
+"""A short, measured calibration of training speed on this machine, for the Train page's duration estimate.
+
+A few real training steps (forward, backward, SGD step) of the chosen model at the chosen batch size, with the
+trainer's settings for the device (bf16 autocast and channels_last where the trainer uses them), on random
+faces: the augmentation is cheap next to the convolutions (benchmarks/train_throughput.py measures both)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .models import create_model
+
+
+@dataclass
+class Calibration:
+    train_images_per_s: float  # training step throughput
+    eval_images_per_s: float  # validation forward throughput
+    seconds: float  # what the calibration itself took
+
+
+def calibrate(model: str, model_args: dict | None = None, batch_size: int = 128, device: str = "cpu",
+              amp: bool = False, channels_last: bool = True, steps: int = 3, seed: int = 0) -> Calibration:
+    """Time `steps` training steps after one warm-up step, and one evaluation batch."""
+    t_start = time.perf_counter()
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    net = create_model(model, **(model_args or {})).to(dev)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt).train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch_size, 1, 48, 48, device=dev).contiguous(memory_format=fmt)  # (B, 1, 48, 48)
+    y = torch.randint(0, 7, (batch_size,), device=dev)
+
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    step()  # warm-up: oneDNN/cuDNN pick their kernels
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    train_ips = steps * batch_size / (time.perf_counter() - t0)
+    net.eval()
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        net(x)
+        sync()
+        t0 = time.perf_counter()
+        net(x)
+        sync()
+        eval_ips = batch_size / (time.perf_counter() - t0)
+    return Calibration(train_ips, eval_ips, time.perf_counter() - t_start)
+
+
+def estimate_seconds(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0) -> float:
+    """Seconds for `epochs` epochs over n_train faces with a validation pass over n_val faces after each."""
+    return startup + epochs * (n_train / cal.train_images_per_s + n_val / cal.eval_images_per_s)
