@@ -79,6 +79,8 @@ class TrainConfig:
     channels_last: bool = option(True, "channels-last memory format (faster convolutions on GPUs)",
                                  "Channels last", section="advanced")
     amp: bool = option(True, "bf16 autocast on CUDA", "Mixed precision (CUDA)", section="advanced")
+    cpu_fast: bool = option(False, "on a CPU: channels-last, and bf16 autocast where the CPU computes bf16 natively "
+                            "(AVX512-BF16 or AMX); fp32 elsewhere", "CPU speed-ups", section="advanced")
 
     def validate(self) -> None:
         """Every field against its metadata, then the rules that tie fields together; a bad value raises a

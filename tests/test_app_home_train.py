@@ -1,6 +1,8 @@
 """AppTests of the dashboard shell, the Home page and the Train page (real training processes on tiny data)."""
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
@@ -259,11 +261,34 @@ def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
     assert any("No runs yet" in i for i in texts(at, "info"))
 
 
-def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, user_settings):
-    # a fresh checkout: no data anywhere but the repository; the quick check is the form's default
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only default")
+def test_a_cpu_machine_starts_from_the_cpu_recipe_with_a_measured_estimate(app, runs_dir, user_settings):
+    from fer_core.recipes import RECIPES
+
     at = app.run()
     at.switch_page("views/train.py").run()
     no_exception(at)
+    cpu = RECIPES["cpu"]
+    assert at.selectbox(key="tr_model").value == cpu["model"] == "vgg_bn"
+    assert json.loads(at.text_input(key="tr_model_args").value) == cpu["model_args"]
+    assert at.number_input(key="tr_epochs").value == cpu["epochs"] and at.checkbox(key="tr_cpu_fast").value
+    assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # no full data known yet
+    est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
+    assert len(est) == 1 and "10 epochs of vgg_bn on 1,201 training faces (+ 656 validated" in est[0]
+    rates = [float(x.replace(",", "")) for x in re.findall(r"([0-9,]+) (?:training|validation) images/s", est[0])]
+    assert len(rates) == 2 and all(r > 0 for r in rates), est[0]
+    # another preset, another model: a new estimate from a new measurement
+    at.button(key="tr_preset_quick").click().run()
+    est2 = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
+    assert len(est2) == 1 and "of mini_cnn" in est2[0]
+
+
+def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, user_settings):
+    # a fresh checkout: no data anywhere but the repository; the quick check needs nothing else
+    at = app.run()
+    at.switch_page("views/train.py").run()
+    no_exception(at)
+    at.button(key="tr_preset_quick").click().run()
     sample = ROOT / "samples" / "fer2013_sample.npz"
     assert at.text_input(key="tr_data").value == str(sample)
     assert any("measured by the first run" in c.value for c in at.caption)  # no duration claimed before
@@ -299,6 +324,9 @@ def test_data_paths_are_remembered_across_sessions(runs_dir, synth_npz, user_set
     no_exception(again)
     assert again.sidebar.text_input(key="_sb_data").value == str(synth_npz)
     again.switch_page("views/train.py").run()
+    # the machine's default recipe (cpu here, best with a GPU) starts on the remembered full data
+    assert again.text_input(key="tr_data").value == str(synth_npz)
+    again.button(key="tr_preset_quick").click().run()
     assert again.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     again.button(key="tr_preset_best").click().run()
     assert again.text_input(key="tr_data").value == str(synth_npz)  # full recipes start on the full data

@@ -4,12 +4,23 @@ import pytest
 from fer_core.calibrate import Calibration, calibrate, estimate_seconds
 
 
-def test_calibration_measures_real_steps():
-    small = calibrate("mini_cnn", {"width": 4}, batch_size=16, steps=2)
-    big = calibrate("mini_cnn", {"width": 16}, batch_size=16, steps=2)
-    assert small.train_images_per_s > 0 and small.eval_images_per_s > small.train_images_per_s / 10
-    # a net with 16x the multiply-adds per face trains measurably slower: the number is measured, not a constant
-    assert big.train_images_per_s < small.train_images_per_s
+def test_calibration_runs_real_steps_for_its_time_budget():
+    cal = calibrate("mini_cnn", {"width": 4}, batch_size=16, steps=2, budget_s=0.3)
+    # it trained for at least its budget (a measurement, not a table lookup) and reports finite rates
+    assert cal.seconds >= 0.3
+    assert 0 < cal.train_images_per_s < float("inf") and 0 < cal.eval_images_per_s < float("inf")
+
+
+def test_trainer_settings_follow_the_config_and_the_cpu(monkeypatch):
+    from fer_core import calibrate as cal_mod
+    from fer_core.config import TrainConfig
+
+    monkeypatch.setattr("fer_core.inference.cpu_native_bf16", lambda: True)
+    assert cal_mod.trainer_settings(TrainConfig(cpu_fast=True), "cpu") == dict(amp=True, channels_last=True)
+    assert cal_mod.trainer_settings(TrainConfig(), "cpu") == dict(amp=False, channels_last=False)
+    assert cal_mod.trainer_settings(TrainConfig(), "cuda") == dict(amp=True, channels_last=True)
+    monkeypatch.setattr("fer_core.inference.cpu_native_bf16", lambda: False)
+    assert cal_mod.trainer_settings(TrainConfig(cpu_fast=True), "cpu") == dict(amp=False, channels_last=True)
 
 
 def test_estimate_adds_epochs_of_training_and_validation():

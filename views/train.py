@@ -17,7 +17,8 @@ from app_common import (SAMPLE_DATA, get_class_counts, get_splits, load_settings
                         set_active_checkpoint, sidebar)
 from fer_core import runs
 from fer_core.data import DataError, source_kind
-from fer_core.config import Option, options, parse_json_object
+from fer_core.calibrate import Calibration, calibrate, estimate_seconds, trainer_settings
+from fer_core.config import Option, TrainConfig, options, parse_json_object
 from fer_core.recipes import RECIPES, recipe_config
 
 ctx = sidebar()
@@ -25,7 +26,9 @@ ss = st.session_state
 RUNS = runs_dir()
 DEVICES = ["auto"] + runs.available_devices()
 GPU = any(d != "cpu" for d in DEVICES[1:])
-PRESETS = {"quick check": "quick", "report recipe (seed_vgg)": "report", "best recipe": "best"}
+PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "report recipe (seed_vgg)": "report", "best recipe": "best"}
+# what a first visit starts from: the recipe that fits this machine (issue 11), on the full data if known
+DEFAULT_RECIPE = "best" if GPU else "cpu"
 POLL_SECONDS = 2.0
 STATE_COLOR = {"queued": "gray", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red",
                "stale": "violet"}
@@ -60,11 +63,17 @@ def full_data() -> str:
     return remembered or ("" if ctx.data == str(SAMPLE_DATA) else ctx.data)
 
 
+def preset_data(recipe: str) -> str:
+    # the quick check trains on the bundled sample's train split, so it works on a fresh checkout; the others
+    # on the full data when it is known, else on what the form holds (the sample on a first visit)
+    if recipe == "quick":
+        return str(SAMPLE_DATA)
+    return full_data() or ss.get("train_options", {}).get("data") or str(SAMPLE_DATA)
+
+
 def apply_preset(label: str) -> None:
     recipe = PRESETS[label]
-    # the quick check trains on the bundled sample's train split, so it works on a fresh checkout
-    data = str(SAMPLE_DATA) if recipe == "quick" else (full_data() or ss["train_options"].get("data"))
-    values = form_store(preset_values(recipe)) | {"data": data}
+    values = form_store(preset_values(recipe)) | {"data": preset_data(recipe)}
     del values["device"]  # where to train is this machine's choice, not the recipe's
     ss["train_options"].update(values)
 
@@ -76,8 +85,10 @@ def commit_form() -> None:
             ss["train_options"][k] = ss["tr_" + k]
 
 
-if "train_options" not in ss:  # first visit in this session: the quick check, on the bundled sample
-    ss["train_options"] = form_store(preset_values("quick")) | {"data": str(SAMPLE_DATA), "name": ""}
+if "train_options" not in ss:  # first visit in this session: the recipe that fits this machine
+    ss["train_options"] = form_store(preset_values(DEFAULT_RECIPE)) | {"data": preset_data(DEFAULT_RECIPE),
+                                                                        "name": ""}
+    ss["train_options"]["device"] = "auto"
 if ss["train_options"]["device"] not in DEVICES:
     ss["train_options"]["device"] = "auto"
 for _k, _v in ss["train_options"].items():  # (re)fill the widgets before they are drawn
@@ -166,8 +177,42 @@ with st.form("train_form"):
     submitted = st.form_submit_button("Launch run", type="primary", on_click=commit_form)
 
 if not GPU:
-    st.caption("torch finds no GPU here: runs train on the CPU. The report and best recipes are GPU-sized "
-               "(hours to days on a CPU).")
+    st.caption("torch finds no GPU here: runs train on the CPU. The CPU recipe is sized for it (about 15 minutes "
+               "on 2 cores for the full data); the report and best recipes are GPU-sized (hours to days on a CPU).")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _calibration(model: str, model_args: str, device: str, amp: bool, channels_last: bool) -> dict:
+    return asdict(calibrate(model, json.loads(model_args), device=device, amp=amp, channels_last=channels_last))
+
+
+def calibrated_estimate(v: dict) -> str | None:
+    """The form's run on this machine: a short measured calibration of its model (cached per model and device),
+    times the faces it will train and validate on. None when the form's values cannot be trained."""
+    try:
+        cfg = TrainConfig(**form_config(v))
+        cfg.validate()
+        counts = get_class_counts(cfg.data, "train")
+        splits = get_splits(cfg.data)
+    except (ValueError, TypeError, DataError, runs.LaunchError, OSError):
+        return None
+    device = cfg.device if cfg.device != "auto" else next((d for d in DEVICES[1:] if d != "cpu"), "cpu")
+    n_train = min(sum(counts.values()), cfg.max_train_samples or 10**9)
+    val = cfg.val_split if cfg.val_split in splits else "test"
+    n_val = sum(get_class_counts(cfg.data, val).values()) if val in splits else 0
+    if not n_train:
+        return None
+    kind = device.split(":")[0]
+    with st.spinner(f"Measuring {cfg.model}'s training speed on this machine ({kind})..."):
+        cal = _calibration(cfg.model, json.dumps(cfg.model_args, sort_keys=True), device,
+                           **trainer_settings(cfg, kind))
+    secs = estimate_seconds(Calibration(**cal), n_train, n_val, cfg.epochs)
+    return (f"Estimated duration here: **about {runs.format_seconds(secs)}** for {cfg.epochs} epochs of "
+            f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
+            f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
+            f"{cal['eval_images_per_s']:,.0f} validation images/s.")
+
+
 
 
 def form_config(v: dict) -> dict:
@@ -202,6 +247,10 @@ def launch_from_form() -> Path:
         save_setting("train_data", data)  # the full data's path, for the next session's recipes
     return run
 
+
+_est = calibrated_estimate(ss["train_options"])
+if _est:
+    st.caption(_est)
 
 if submitted:
     try:
