@@ -28,7 +28,9 @@ import torch.nn.functional as F  # noqa: E402
 from fer_core.data import cache_dir, load_split, source_key  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
-from fer_core.train import TrainConfig, make_batch, resolve_device, train_step  # noqa: E402
+from fer_core.calibrate import trainer_settings  # noqa: E402
+from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
+from fer_core.train import make_batch, resolve_device, train_step  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -79,24 +81,22 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def make_model(name, device):
+def make_model(cfg, device, channels_last):
     torch.manual_seed(0)
-    m = create_model(name).to(device)
-    if device.type == "cuda":
+    m = create_model(cfg.model, **cfg.model_args).to(device)
+    if channels_last:
         m = m.to(memory_format=torch.channels_last)
     return m.train()
 
 
-def bench_project(data, model_name, device, batch, steps, warmup):
-    cfg = TrainConfig(data=str(data), model=model_name, batch_size=batch)  # report recipe: rotation 30, zoom .25, flip
+def bench_project(data, cfg, device, batch, steps, warmup, amp, channels_last):
     ts = load_split(data, "train")
     prep = Preprocess(fit_normalization(ts.x, "pixel")).to(device)
     x = torch.from_numpy(ts.x).to(device)[:, None]
     y = torch.from_numpy(ts.y).to(device)
-    net = make_model(model_name, device)
+    net = make_model(cfg, device, channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(0)
-    amp = device.type == "cuda"
     perm = torch.randperm(len(y), device=device)
     aug = cfg.augment_config()
     t0 = None
@@ -106,6 +106,8 @@ def bench_project(data, model_name, device, batch, steps, warmup):
             t0 = time.perf_counter()
         i = (s * batch) % (len(y) - batch)
         xb, yb = make_batch(x, y, perm[i : i + batch], cfg, aug, prep, gen)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         train_step(net, opt, xb, yb, 1e-3, 0.0, amp)
     sync(device)
     return steps * batch / (time.perf_counter() - t0)
@@ -123,7 +125,7 @@ def extracted_folder(data) -> Path:
     return out / "train"
 
 
-def bench_baseline(data, model_name, device, batch, steps, warmup, workers):
+def bench_baseline(data, cfg, device, batch, steps, warmup, workers, amp, channels_last):
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -132,9 +134,8 @@ def bench_baseline(data, model_name, device, batch, steps, warmup, workers):
     ds = ImageFolder(str(extracted_folder(data)), transform=tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                                      pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    net = make_model(model_name, device)
+    net = make_model(cfg, device, channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    amp = device.type == "cuda"
     s, t0 = 0, None
     while True:
         for xb, yb in dl:
@@ -145,7 +146,7 @@ def bench_baseline(data, model_name, device, batch, steps, warmup, workers):
                 sync(device)
                 return steps * batch / (time.perf_counter() - t0)
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            if device.type == "cuda":
+            if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = F.cross_entropy(net(xb).float(), yb)
@@ -158,30 +159,53 @@ def bench_baseline(data, model_name, device, batch, steps, warmup, workers):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/fer2013.zip")
-    ap.add_argument("--model", default="seed_vgg")
+    ap.add_argument("--recipe", default=None, choices=sorted(RECIPES),
+                    help="model, model arguments and precision settings (default: 'cpu' on a CPU, 'report' on a GPU)")
+    ap.add_argument("--model", default=None, help="another model than the recipe's (its default arguments)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--batch-size", type=int, default=None, help="default 256 on CUDA, 64 on CPU")
+    ap.add_argument("--batch-size", type=int, default=None, help="default 256 on CUDA, the recipe's on CPU")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on CUDA, 15 on CPU)")
     ap.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default: CPU count, max 8)")
+    ap.add_argument("--skip-baseline", action="store_true", help="only fer_core's loop and the peak")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     device = resolve_device(a.device)
     cuda = device.type == "cuda"
-    batch = a.batch_size or (256 if cuda else 64)
+    recipe = a.recipe or ("report" if cuda else "cpu")
+    over = {"model": a.model, "model_args": {}} if a.model else {}
+    cfg = recipe_config(recipe, data=str(a.data), **over)
+    settings = trainer_settings(cfg, device.type)
+    batch = a.batch_size or (256 if cuda else cfg.batch_size)
     steps = a.steps or (200 if cuda else 15)
     warmup = 20 if cuda else 3
     workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
     load_split(a.data, "train")  # decode/cache outside the timed region, as both loops would in a long run
-    proj = bench_project(a.data, a.model, device, batch, steps, warmup)
-    base = bench_baseline(a.data, a.model, device, batch, steps, warmup, workers)
-    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    res = {"device": name, "model": a.model, "batch_size": batch, "steps": steps, "baseline_workers": workers,
-           "project_images_per_s": round(proj, 1), "baseline_images_per_s": round(base, 1), "ratio": round(proj / base, 2)}
+    macs = macs_per_face(create_model(cfg.model, **cfg.model_args))
+    peak32, peak16 = matmul_peak(device, torch.float32), matmul_peak(device, torch.bfloat16)
+    proj = bench_project(a.data, cfg, device, batch, steps, warmup, **settings)
+    base = None if a.skip_baseline else bench_baseline(a.data, cfg, device, batch, steps, warmup, workers, **settings)
+    gflops = proj * 3 * 2 * macs / 1e9  # forward + backward ~ 3 forwards, 2 FLOPs per multiply-add
+    peak = peak16 if settings["amp"] else peak32
+    name = (torch.cuda.get_device_name(device) if cuda else
+            f"{cpu_name()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+            f"{torch.backends.cpu.get_cpu_capability()})")
+    res = {"device": name, "recipe": recipe, "model": cfg.model, "model_args": cfg.model_args, "batch_size": batch,
+           "steps": steps, **settings, "macs_per_face": macs, "project_images_per_s": round(proj, 1),
+           "achieved_gflops": round(gflops, 1), "matmul_peak_fp32_gflops": round(peak32, 1),
+           "matmul_peak_bf16_gflops": round(peak16, 1), "share_of_peak": round(gflops / peak, 3)}
+    if base is not None:
+        res.update(baseline_workers=workers, baseline_images_per_s=round(base, 1), ratio=round(proj / base, 2))
     if a.json:
         print(json.dumps(res))
-    else:
-        print(f"{name}, model {a.model}, batch {batch}, {steps} timed steps")
-        print(f"  fer_core loop (GPU-resident data, batched augmentation): {proj:10.1f} images/s")
+        return
+    prec = "bf16 autocast" if settings["amp"] else "fp32"
+    print(f"{name}, recipe {recipe}: {cfg.model} {cfg.model_args or ''}, batch {batch}, {steps} timed steps, "
+          f"{prec}{', channels_last' if settings['channels_last'] else ''}")
+    print(f"  fer_core loop (resident data, batched augmentation): {proj:10.1f} images/s")
+    print(f"  {macs / 1e6:.0f}M multiply-adds per face -> {gflops:.1f} GFLOP/s achieved in training")
+    print(f"  measured matmul peak (2048^3 torch.mm): fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s "
+          f"-> training reaches {gflops / peak:.0%} of the {'bf16' if settings['amp'] else 'fp32'} peak")
+    if base is not None:
         print(f"  baseline (ImageFolder + PIL transforms + DataLoader, {workers} workers): {base:10.1f} images/s")
         print(f"  ratio: {proj / base:.2f}x")
 
