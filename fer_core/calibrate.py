@@ -71,9 +71,11 @@ def trainer_settings(cfg, device: str) -> dict:
     """The precision and layout the trainer uses for `cfg` on `device` (fer_core.train does the same)."""
     from .inference import cpu_native_bf16
 
-    cpu = device == "cpu"
-    return dict(amp=(cfg.amp and not cpu) or (cpu and cfg.cpu_fast and cpu_native_bf16()),
-                channels_last=cfg.channels_last if not cpu else cfg.cpu_fast)
+    if device == "cuda":
+        return dict(amp=cfg.amp, channels_last=cfg.channels_last)
+    if device == "cpu":
+        return dict(amp=cfg.cpu_fast and cpu_native_bf16(), channels_last=cfg.cpu_fast)
+    return dict(amp=False, channels_last=False)  # mps: fp32, default layout
 
 
 def estimate_seconds(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0) -> float:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, CheckpointError, read_checkpoint, save_checkpoint
 from .data import CLASSES, DataError, atomic_write_bytes, load_split
 from .config import TrainConfig, load_config, options, parse_json_object
@@ -210,7 +211,7 @@ def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Pre
     xb = prep.normalize(xb)
     if cfg.augment and cfg.erase:
         xb = random_erase(xb, cfg.erase, gen)  # after normalization, so erased = mean
-    if xb.device.type == "cuda" and cfg.channels_last:
+    if trainer_settings(cfg, xb.device.type)["channels_last"]:
         xb = xb.contiguous(memory_format=torch.channels_last)
     return xb, y[idx]
 
@@ -266,7 +267,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    amp = cfg.amp and device.type == "cuda"
+    amp = trainer_settings(cfg, device.type)["amp"]  # bf16 autocast: CUDA, or a CPU with native bf16 and cpu_fast
 
     # ---- run directory: made exclusively and locked by rank 0 (a second trainer is refused, nothing written)
     lock = None
@@ -329,7 +330,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         norm = fit_normalization(train_set.x, cfg.normalize)
         prep = Preprocess(norm).to(device)
         model = create_model(cfg.model, **cfg.model_args).to(device)
-        if device.type == "cuda" and cfg.channels_last:
+        if trainer_settings(cfg, device.type)["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         n_params = count_parameters(model)
 
