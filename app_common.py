@@ -1,8 +1,8 @@
 """What every dashboard page shares: the sidebar (active checkpoint, data source, device) and cached loaders.
 
 Pages call `ctx = sidebar()` first, then `get_model(ctx.checkpoint)` / `get_faces(ctx.data, split)`.
-Other pages' code (or a test) changes the active model with `set_active_checkpoint(path)` and the data source
-with `set_data_source(path)` (or by assigning st.session_state["active_checkpoint"] / ["data_source"] before a run).
+Other pages' code (or a test) changes the active model with `set_active_checkpoint(path)`, or by assigning
+st.session_state["active_checkpoint"] / ["data_source"] before a run.
 """
 from __future__ import annotations
 
@@ -305,10 +305,6 @@ def checkpoint_label(path: str) -> str:
 def set_active_checkpoint(path) -> None:
     """Make `path` the active model on every page (from a callback, or followed by st.rerun())."""
     st.session_state["active_checkpoint"] = str(path)
-
-
-def set_data_source(path) -> None:
-    st.session_state["data_source"] = str(path)
 
 
 def _keep(state_key: str, widget_key: str) -> None:

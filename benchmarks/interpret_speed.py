@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -25,7 +27,8 @@ import torch  # noqa: E402
 
 import fer_core  # noqa: E402
 from fer_core.inference import CPU_BATCH, cpu_native_bf16, inference_precision, predict_logits  # noqa: E402
-from fer_core.interpret import bench, predictions  # noqa: E402
+from fer_core.interpret import class_table, confusion, predictions, predictions_cache_file  # noqa: E402
+from fer_core.saliency import saliency  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -48,6 +51,32 @@ def timed(fn):
 
 
 cpu = [0.0]
+
+
+def bench(checkpoint, data, split: str = "test", repeats: int = 20) -> dict:
+    """Timings in ms: one-face vanilla / Grad-CAM saliency (median and best of `repeats`, after a warm-up),
+    and the confusion matrix of the split (first computation, then from the disk cache)."""
+    model, prep = fer_core.load_model(checkpoint)
+    faces = fer_core.load_split(data, split)
+    out = {"faces": len(faces)}
+    for method in ("vanilla", "gradcam"):
+        saliency(model, prep, faces.x[0], 0, method)
+        ts = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            saliency(model, prep, faces.x[i % len(faces)], int(faces.y[i % len(faces)]), method)
+            ts.append((time.perf_counter() - t0) * 1e3)
+        out[f"{method}_ms_median"], out[f"{method}_ms_best"] = float(np.median(ts)), float(min(ts))
+    for label, use_cache in (("confusion_first_ms", False), ("confusion_cached_ms", True)):
+        if not use_cache:
+            f = predictions_cache_file(checkpoint, data, faces.split, False)
+            f.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        p = predictions(model, prep, faces, checkpoint=checkpoint)
+        confusion(p.true, p.pred)
+        class_table(p.true, p.pred)
+        out[label] = (time.perf_counter() - t0) * 1e3
+    return out
 
 
 @torch.inference_mode()

@@ -97,7 +97,7 @@ def open_image(src, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Im
             raise DataError(f"{label}: image is {w}x{h} pixels, above the {max_pixels:,} pixel limit")
         img.load()  # decode now so truncation errors surface here
         img = ImageOps.exif_transpose(img)
-    except DataError:
+    except DataError:  # DataError is a ValueError: without this the pixel-limit message becomes "corrupt image"
         raise
     except FileNotFoundError:
         raise DataError(f"{label}: file not found") from None

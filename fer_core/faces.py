@@ -303,12 +303,3 @@ def draw_faces(image, boxes, captions=None, color=(255, 64, 64), landmarks=None)
         d.rectangle([left - lw, top - lw, right + lw, bottom + lw], fill=color)
         d.text((tx, ty), text, fill=(255, 255, 255), font=font)
     return img
-
-
-def overlay_heatmap(face48: np.ndarray, heat: np.ndarray, alpha: float = 0.5, size: int = 144) -> np.ndarray:
-    """A 48x48 face with a [0, 1] heat map blended on top (JET colours) -> (size, size, 3) uint8 RGB."""
-    heat = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0, 1)
-    colored = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]  # BGR -> RGB
-    base = np.repeat(face48[..., None], 3, axis=2).astype(np.float32)
-    out = (1 - alpha) * base + alpha * colored.astype(np.float32)
-    return cv2.resize(np.clip(out, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)

@@ -145,8 +145,9 @@ def predict_proba_face(model, prep, face) -> np.ndarray:
 def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> tuple[np.ndarray, np.ndarray]:
     """-> counts (C, C) int64 (rows true, columns predicted) and row-normalized (C, C) float (recall rows;
     a class without samples is a row of zeros)."""
-    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    from sklearn.metrics import confusion_matrix  # the one evaluate's metrics use too
+
+    counts = confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).astype(np.int64)
     rows = counts.sum(1, keepdims=True)
     return counts, counts / np.maximum(rows, 1)
 
@@ -391,50 +392,3 @@ def region_image(face) -> np.ndarray:
         img[r0, c0:c1] = img[r1 - 1, c0:c1] = color
         img[r0:r1, c0] = img[r0:r1, c1 - 1] = color
     return img
-
-
-# ----------------------------------------------------------------------------------------------
-# Speed check: python -m fer_core.interpret CHECKPOINT [DATA] [--split test]
-
-
-def bench(checkpoint, data, split: str = "test", repeats: int = 20) -> dict:
-    """Timings in ms: one-face vanilla / Grad-CAM saliency (median and best of `repeats`, after a warm-up),
-    and the confusion matrix of the split (first computation, then from the disk cache)."""
-    from .checkpoint import load_model
-    from .data import load_split
-
-    model, prep = load_model(checkpoint)
-    faces = load_split(data, split)
-    out = {"faces": len(faces)}
-    for method in ("vanilla", "gradcam"):
-        saliency(model, prep, faces.x[0], 0, method)
-        ts = []
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            saliency(model, prep, faces.x[i % len(faces)], int(faces.y[i % len(faces)]), method)
-            ts.append((time.perf_counter() - t0) * 1e3)
-        out[f"{method}_ms_median"], out[f"{method}_ms_best"] = float(np.median(ts)), float(min(ts))
-    for label, use_cache in (("confusion_first_ms", False), ("confusion_cached_ms", True)):
-        if not use_cache:
-            f = predictions_cache_file(checkpoint, data, faces.split, False)
-            f.unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        p = predictions(model, prep, faces, checkpoint=checkpoint)
-        confusion(p.true, p.pred)
-        class_table(p.true, p.pred)
-        out[label] = (time.perf_counter() - t0) * 1e3
-    return out
-
-
-if __name__ == "__main__":
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(prog="python -m fer_core.interpret", description=bench.__doc__)
-    ap.add_argument("checkpoint")
-    sample = Path(__file__).resolve().parents[1] / "samples" / "fer2013_sample.npz"
-    ap.add_argument("data", nargs="?", default=str(sample), help="data source (default: the bundled sample)")
-    ap.add_argument("--split", default="test")
-    a = ap.parse_args()
-    res = bench(a.checkpoint, a.data, a.split)
-    print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in res.items()}))

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .data import CLASSES, IMAGE_EXTENSIONS, DataError, open_image
 from .faces import Face, find_faces
@@ -131,21 +130,12 @@ def rows_to_csv(rows, classes=CLASSES) -> str:
 
 
 def face_saliency(model, prep, faces48: np.ndarray, targets) -> np.ndarray:
-    """|d logit_target / d pixel| per face, scaled to [0, 1] per map -> (N, 48, 48) float32.
+    """|d logit_target / d pixel| per face (fer_core.saliency's vanilla gradient), scaled to [0, 1] per map
+    -> (N, 48, 48) float32."""
+    from .saliency import attribute  # Captum: imported when a map is asked for, not with the photo path
 
-    Uses fer_core.saliency (Captum) when present, else the same vanilla gradient with plain autograd."""
     faces48 = np.asarray(faces48)
-    try:
-        from .saliency import attribute
-
-        maps = attribute(model, prep, faces48, np.asarray(targets), "vanilla")
-    except ImportError:
-        x = prep(faces48).to(next(model.parameters()).device).requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(x)
-            t = torch.as_tensor(np.broadcast_to(targets, (len(x),)).copy(), device=x.device)
-            logits.gather(1, t[:, None]).sum().backward()
-        maps = x.grad.detach().abs()[:, 0].cpu().numpy()
+    maps = attribute(model, prep, faces48, np.asarray(targets), "vanilla")
     peak = np.percentile(maps.reshape(len(maps), -1), 99, axis=1).reshape(-1, 1, 1)  # robust to a few hot pixels
     return np.clip(maps / np.maximum(peak, 1e-12), 0, 1).astype(np.float32)
 
@@ -225,9 +215,6 @@ class Smoother:
                 new_tracks.append(t)  # kept briefly: a face lost for a frame or two keeps its history
         self.tracks = new_tracks
         return out
-
-    def reset(self) -> None:
-        self.tracks = []
 
 
 class LiveClassifier:

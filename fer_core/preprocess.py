@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,9 +61,6 @@ class AugmentConfig:
     shift: float = 0.0  # fraction of the image, uniform in [-s, s]
     flip: bool = True  # horizontal flip with p = 0.5
     erase: float = 0.0  # probability of random erasing (applied after normalization)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:

@@ -473,13 +473,9 @@ def check_device(device: str) -> str | None:
 # ----------------------------------------------------------------------------------------------
 # launching, stopping, resuming, deleting
 
-_children: dict[int, subprocess.Popen] = {}
-
-
 def _reap(proc: subprocess.Popen) -> None:
     """Collect the exit status in the background, so a finished trainer leaves no zombie behind."""
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    _children[proc.pid] = proc
 
 
 def make_config(options: dict | TrainConfig) -> TrainConfig:

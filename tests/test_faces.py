@@ -10,7 +10,7 @@ from PIL import Image
 
 from fer_core.data import to_face48
 from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_yunet,
-                            draw_faces, find_faces, is_tight_crop, overlay_heatmap)
+                            draw_faces, find_faces, is_tight_crop)
 from fer_core.predict import iou
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -184,8 +184,6 @@ def test_draw_and_overlay():
     assert tuple(a[y + h // 2, x]) == (255, 64, 64)  # box outline in the box colour
     buf = io.BytesIO()
     out.save(buf, "PNG")
-    ov = overlay_heatmap(np.zeros((48, 48), np.uint8), np.ones((48, 48)), size=96)
-    assert ov.shape == (96, 96, 3) and ov[..., 0].mean() > ov[..., 2].mean()  # hot = red end of JET
 
 
 # ----------------------------------------------------------------------------------------------

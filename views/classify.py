@@ -12,7 +12,8 @@ import streamlit as st
 
 from app_common import file_version, get_model, sidebar
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
-from fer_core.faces import draw_faces, find_faces, overlay_heatmap
+from fer_core.faces import draw_faces, find_faces
+from fer_core.interpret import overlay
 from fer_core.predict import LiveClassifier, classify_faces, decide, face_saliency, one_line, rows_to_csv
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
@@ -82,7 +83,7 @@ def show_result(res: dict, idx: int, saliency: bool, threshold: float) -> None:
             what = "levelled 48x48 crop" if row.get("detector") == "yunet" else "48x48 crop"
             c1.image(np.kron(face, np.ones((3, 3), np.uint8)), caption=f"what the model sees ({what})")
             if saliency and res["maps"] is not None:
-                c1.image(overlay_heatmap(face, res["maps"][j]), caption=f"saliency for '{row['label']}'")
+                c1.image(overlay(face, res["maps"][j], scale=3), caption=f"saliency for '{row['label']}'")
             c2.plotly_chart(prob_bars(row["probabilities"]), key=f"bars-{idx}-{j}")
         if len(res["rows"]) > MAX_FACES_SHOWN:
             st.caption(f"{len(res['rows']) - MAX_FACES_SHOWN} more face(s) in the table below.")
