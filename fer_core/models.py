@@ -27,11 +27,12 @@ def create_model(name: str, **kwargs) -> "FERNet":
 
 
 class FERNet(nn.Module):
-    def __init__(self, features: nn.Sequential, head: nn.Sequential, cam_index: int):
+    def __init__(self, features: nn.Sequential, head: nn.Sequential, cam_layer: str):
         super().__init__()
         self.features = features  # (B, 1, 48, 48) -> (B, C, h, w)
         self.head = head  # (B, C, h, w) -> (B, num_classes) logits
-        self.cam_index = cam_index  # index in `features` of the last conv block's activation
+        self.cam_layer_name = cam_layer  # module path of the last conv block's activation, e.g. "features.25"
+        self.get_submodule(cam_layer)  # a wrong name fails here, not in the first Grad-CAM
         self.model_name, self.model_args = "", {}
 
     def forward(self, x):
@@ -44,7 +45,7 @@ class FERNet(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         """Output of the last conv block, before its pooling: Grad-CAM's target."""
-        return self.features[self.cam_index]
+        return self.get_submodule(self.cam_layer_name)
 
 
 def _conv(cin, cout, pad, bn, act):
@@ -67,11 +68,11 @@ def seed_vgg(num_classes: int = 7, dropout: float = 0.25, dense_dropout: float =
         layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
         cin = w
     features = nn.Sequential(*layers)
-    cam_index = len(layers) - 3  # last LeakyReLU before the final pool
+    cam_layer = f"features.{len(layers) - 3}"  # the last LeakyReLU, before the final pool
     head = nn.Sequential(
         nn.Flatten(), nn.Linear(256 * 2 * 2, 2048), act(), nn.Dropout(dense_dropout), nn.Linear(2048, num_classes)
     )
-    return FERNet(features, head, cam_index)
+    return FERNet(features, head, cam_layer)
 
 
 def _vgg_bn(widths, depth, num_classes, dropout, drop2d):
@@ -86,9 +87,9 @@ def _vgg_bn(widths, depth, num_classes, dropout, drop2d):
             if drop2d:
                 layers += [nn.Dropout2d(drop2d)]
     features = nn.Sequential(*layers)
-    cam_index = len(layers) - 1
+    cam_layer = f"features.{len(layers) - 1}"  # the last ReLU
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
-    return FERNet(features, head, cam_index)
+    return FERNet(features, head, cam_layer)
 
 
 @register

@@ -113,7 +113,7 @@ def square_reader(gain: float = 10.0, threshold: float = 175.0):
         features[0].bias.fill_(-(threshold / 255 - mean) / std)
         head[1].weight.copy_(gain * pooled / pooled.sum(1, keepdim=True))
         head[1].bias.zero_()
-    return FERNet(features, head, cam_index=2).eval(), Preprocess(norm)
+    return FERNet(features, head, cam_layer="features.2").eval(), Preprocess(norm)
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,7 @@ def test_saliency_finds_the_square(square_model, tiny, test_faces, method):
 
 def test_gradcam_needs_a_conv_layer(tiny, test_faces):
     _, prep = tiny
-    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_index=2).eval()
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_layer="features.2").eval()
     with pytest.raises(ValueError, match="Grad-CAM needs a convolutional layer"):
         interpret.saliency(mlp, prep, test_faces.x[0], 0, "gradcam")
     assert interpret.saliency(mlp, prep, test_faces.x[0], 0, "vanilla").shape == (48, 48)  # others still work
@@ -252,7 +252,7 @@ def test_filter_weights_and_responses(tiny, test_faces):
 
 def test_first_layer_needs_a_conv(tiny):
     _, prep = tiny
-    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16)), nn.Linear(16, 7), cam_index=1)
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16)), nn.Linear(16, 7), cam_layer="features.1")
     with pytest.raises(ValueError, match="no convolutional first layer"):
         interpret.filter_weights(mlp)
 
@@ -359,7 +359,7 @@ def test_saliency_settings_change_the_map_and_are_checked(tiny, test_faces):
 
 def test_gradcam_pp_needs_a_conv_layer(tiny, test_faces):
     _, prep = tiny
-    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_index=2).eval()
+    mlp = FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), cam_layer="features.2").eval()
     with pytest.raises(ValueError, match="Grad-CAM needs a convolutional layer"):
         interpret.saliency(mlp, prep, test_faces.x[0], 0, "gradcam_pp")
     assert interpret.saliency(mlp, prep, test_faces.x[0], 0, "deeplift").shape == (48, 48)

@@ -21,6 +21,16 @@ def test_every_model_runs_and_exposes_its_parts(name):
     h.remove()
     assert feats["a"].dim() == 4 and feats["a"].shape[-1] >= 2  # a spatial map for Grad-CAM
     assert m.model_name == name
+    # Grad-CAM's layer is named (a module path), and it is the last activation before the head's pooling
+    assert m.cam_layer_name.startswith("features.") and m.get_submodule(m.cam_layer_name) is m.cam_layer
+    assert isinstance(m.cam_layer, (torch.nn.ReLU, torch.nn.LeakyReLU))
+
+
+def test_a_wrong_cam_layer_name_fails_when_the_model_is_built():
+    from fer_core.models import FERNet
+
+    with pytest.raises(AttributeError):
+        FERNet(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), torch.nn.Flatten(), cam_layer="features.5")
 
 
 def test_unknown_model():
