@@ -18,7 +18,7 @@ import streamlit as st
 import fer_core
 from fer_core import interpret, runs
 from fer_core.checkpoint import CheckpointError
-from fer_core.data import DataError
+from fer_core.data import DataError, file_key
 
 ROOT = Path(__file__).resolve().parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -82,12 +82,13 @@ class Ctx:
     data_error: str | None = None  # message if the entered data source was rejected (the sample is used)
 
 
-def file_version(path) -> float:
-    """A cheap cache key for what a file holds now: its mtime (a stat, no reading; 0 when missing)."""
+def file_version(path) -> str:
+    """fer_core.data.file_key without the folder walk (one stat per rerun): the key of st.cache_* loaders;
+    "missing" when the path does not exist."""
     try:
-        return os.stat(path).st_mtime_ns
+        return file_key(path, deep=False)
     except OSError:
-        return 0
+        return "missing"
 
 
 # ----------------------------------------------------------------------------------------------

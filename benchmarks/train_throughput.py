@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from fer_core.data import cache_dir, load_split, source_key  # noqa: E402
+from fer_core.data import cache_dir, load_split, file_key  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
 from fer_core.calibrate import trainer_settings  # noqa: E402
@@ -118,7 +118,7 @@ def extracted_folder(data) -> Path:
     p = Path(data)
     if p.is_dir():
         return p / "train"
-    out = cache_dir() / f"extracted-{p.stem}-{source_key(p)}"
+    out = cache_dir() / f"extracted-{p.stem}-{file_key(p)}"
     if not (out / "train").exists():
         with zipfile.ZipFile(p) as zf:
             zf.extractall(out)

@@ -421,12 +421,14 @@ def check_data_source(path, roots=None) -> str:
     return str(real)
 
 
-def source_key(path) -> str:
-    """Identity of a data source: absolute path + size + mtime (of the newest file for a folder)."""
+def file_key(path, deep: bool = True) -> str:
+    """The one identity of a file or folder for every cache (decoded data, predictions, loaded models):
+    absolute path + size + mtime, and for a folder with `deep` the newest mtime and file count under it, so a
+    rewritten checkpoint or a changed data set is a new key. Raises OSError when the path is missing."""
     p = Path(path).resolve()
     st = p.stat()
     ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
-    if p.is_dir():
+    if deep and p.is_dir():
         newest, count = 0, 0
         for root, dirs, files in os.walk(p):
             newest = max(newest, os.stat(root).st_mtime_ns)
@@ -454,7 +456,7 @@ def load_split(path, split: str = "train", cache: bool = True) -> FaceSet:
         raise DataError(f"{path}: unknown split '{split}' (use one of {', '.join(SPLITS)})")
     p = Path(path)
     source_kind(p)  # existence / format check with a clear message
-    cfile = cache_dir() / f"{p.name}-{source_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    cfile = cache_dir() / f"{p.name}-{file_key(p)}-{split}-v{CACHE_VERSION}.npz"
     if cache and cfile.exists():
         try:
             with np.load(cfile, allow_pickle=False) as z:
@@ -476,7 +478,7 @@ def class_counts(path, split: str = "train") -> dict[str, int]:
     """Per-class face counts without decoding images (cache, file listing or the CSV label column)."""
     p = Path(path)
     kind = source_kind(p)
-    cfile = cache_dir() / f"{p.name}-{source_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    cfile = cache_dir() / f"{p.name}-{file_key(p)}-{split}-v{CACHE_VERSION}.npz"
     if cfile.exists():
         try:
             with np.load(cfile, allow_pickle=False) as z:

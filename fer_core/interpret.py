@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, source_key
+from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, file_key
 from .evaluate import metrics
-from .inference import predict_logits
+from .inference import inference_precision, predict_logits
 from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, REGIONS, SANITY_MAX_RHO,  # noqa: F401
                        ClassAverage, area_shares,
                        attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
@@ -49,16 +49,11 @@ class Predictions:
         return len(self.true)
 
 
-def checkpoint_key(path) -> str:
-    """Identity of a checkpoint file: absolute path + size + mtime, so a retrained file is a new key."""
-    p = Path(path).resolve()
-    st = p.stat()
-    return hashlib.sha1(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-
-
-def predictions_cache_file(checkpoint, source, split: str, tta: bool) -> Path:
+def predictions_cache_file(checkpoint, source, split: str, tta: bool, precision: str | None = None) -> Path:
+    # the precision is part of the key: bf16 and fp32 predictions differ for a few faces in a thousand
+    precision = precision or inference_precision("cpu")
     return cache_dir() / "predictions" / (
-        f"{checkpoint_key(checkpoint)}-{source_key(source)}-{split}-{'tta' if tta else 'plain'}"
+        f"{file_key(checkpoint)}-{file_key(source)}-{split}-{'tta' if tta else 'plain'}-{precision}"
         f"-v{PRED_CACHE_VERSION}.npz")
 
 
@@ -87,7 +82,8 @@ def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None,
     checkpoint = checkpoint or getattr(model, "checkpoint", {}).get("path")
     cfile = None
     if cache and checkpoint and faces.source and os.path.exists(checkpoint) and os.path.exists(faces.source):
-        cfile = predictions_cache_file(checkpoint, faces.source, faces.split, tta)
+        precision = inference_precision(next(model.parameters()).device)
+        cfile = predictions_cache_file(checkpoint, faces.source, faces.split, tta, precision)
         logits = _read_cached(cfile, faces)
         if logits is not None:
             return Predictions(_probs(logits), faces.y, True, time.perf_counter() - t0, logits)
