@@ -9,7 +9,8 @@ from tests.conftest import ROOT
 SAMPLE = ROOT / "samples" / "fer2013_sample.npz"
 
 
-@pytest.mark.parametrize("name,model,floor", [("fer_best.pt", "vgg_bn", 0.62), ("seed_vgg.pt", "seed_vgg", 0.5)])
+@pytest.mark.parametrize("name,model,floor", [("fer_best.pt", "vgg_bn", 0.62), ("seed_vgg.pt", "seed_vgg", 0.5),
+                                                ("fer_cpu.pt", "vgg_bn", 0.55)])
 def test_shipped_checkpoint_on_bundled_sample(name, model, floor):
     path = ROOT / "checkpoints" / name
     assert path.stat().st_size < 16 * 2**20
