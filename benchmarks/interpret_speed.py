@@ -13,7 +13,6 @@ Prints the CPU and torch's thread count beside the figures; pin cores with `task
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,19 +25,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import fer_core  # noqa: E402
+from fer_core.calibrate import cpu_name  # noqa: E402
 from fer_core.inference import CPU_BATCH, cpu_native_bf16, inference_precision, predict_logits  # noqa: E402
 from fer_core.interpret import class_table, confusion, predictions, predictions_cache_file  # noqa: E402
 from fer_core.saliency import saliency  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn):

@@ -65,9 +65,9 @@ def main():
     else:
         from fer_core.inference import cpu_native_bf16
 
-        model_name = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-                          "CPU") if Path("/proc/cpuinfo").exists() else "CPU"
-        name = (f"{model_name} ({torch.get_num_threads()} threads, native bf16: {cpu_native_bf16()}, "
+        from fer_core.calibrate import cpu_name
+
+        name = (f"{cpu_name()} ({torch.get_num_threads()} threads, native bf16: {cpu_native_bf16()}, "
                 f"capability {torch.backends.cpu.get_cpu_capability()})")
     res = {"device": name, "recipe": a.recipe, "model": cfg.model, "epochs_schedule": cfg.epochs, "target": a.target,
            "reached": bool(hit), "decode_s": round(t_decode, 1), **({"epoch": hit["epoch"], "seconds": round(hit["seconds"], 2),

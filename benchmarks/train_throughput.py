@@ -28,19 +28,9 @@ import torch.nn.functional as F  # noqa: E402
 from fer_core.data import cache_dir, load_split, file_key  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
-from fer_core.calibrate import trainer_settings  # noqa: E402
+from fer_core.calibrate import cpu_name, trainer_settings  # noqa: E402
 from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
 from fer_core.train import make_batch, resolve_device, train_step  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def macs_per_face(model) -> int:

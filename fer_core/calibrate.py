@@ -67,6 +67,19 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
     return Calibration(train_ips, eval_ips, time.perf_counter() - t_start)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo; platform.processor() elsewhere): benchmarks state it beside every figure."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def trainer_settings(cfg, device: str) -> dict:
     """The precision and layout the trainer uses for `cfg` on `device` (fer_core.train does the same)."""
     from .inference import cpu_native_bf16
