@@ -207,7 +207,7 @@ def test_pages_explain_a_model_without_conv_layers(page, synth_npz, tmp_path, mo
     from fer_core.preprocess import fit_normalization
 
     def mlp_probe():
-        return models.FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), 2)
+        return models.FERNet(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.ReLU()), nn.Linear(16, 7), "features.2")
 
     monkeypatch.setitem(models._REGISTRY, "mlp_probe", mlp_probe)
     net = models.create_model("mlp_probe")
