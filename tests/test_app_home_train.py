@@ -244,14 +244,24 @@ def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
     at.text_input(key="tr_name").input("long")
     launch(at)
     poll(at, lambda a: ":blue-badge[running]" in run_badge(a), what="the run to start")
+    # stop once an epoch has been saved (last.pt), so Resume has something to resume from
+    poll(at, lambda a: runs.read_run(runs_dir / "long").epoch >= 1, what="the first epoch")
     at.button(key="tr_stop").click().run()
     no_exception(at)
     poll(at, lambda a: ":orange-badge[stopped]" in run_badge(a), what="the run to stop")
     r = runs.read_run(runs_dir / "long")
-    assert r.state == "stopped" and r.epoch < 200
+    assert r.state == "stopped" and 1 <= r.epoch < 200 and r.resumable
     assert at.dataframe[0].value.set_index("run").loc["long", "state"] == "stopped"
-    if r.resumable:  # stopped after the trainer had saved last.pt: Resume is offered
-        assert at.button(key="tr_resume")
+    # Resume, clicked: the same run trains on from its checkpoint, not from epoch 0
+    stopped_at = r.epoch
+    at.button(key="tr_resume").click().run()
+    no_exception(at)
+    poll(at, lambda a: runs.read_run(runs_dir / "long").epoch > stopped_at, timeout=120,
+         what="the resumed run's next epoch")
+    epochs = [m["epoch"] for m in runs.read_metrics(runs_dir / "long")]
+    assert epochs == list(range(1, len(epochs) + 1)), epochs  # one history, continued: no epoch repeated
+    at.button(key="tr_stop").click().run()
+    poll(at, lambda a: ":orange-badge[stopped]" in run_badge(a), what="the resumed run to stop")
     at.button(key="tr_delete").click().run()
     assert any("cannot be undone" in w for w in texts(at, "warning"))
     assert (runs_dir / "long").exists()  # not before the confirmation
