@@ -24,6 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fer_core.calibrate import cpu_name  # noqa: E402
 from fer_core.checkpoint import load_model  # noqa: E402
 from fer_core import video  # noqa: E402
 
@@ -81,8 +82,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, prep = load_model(args.checkpoint)
-    cpu = " ".join(open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" :\t").split()) \
-        if os.path.exists("/proc/cpuinfo") else "unknown CPU"
+    cpu = cpu_name()
     print(f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
