@@ -35,6 +35,14 @@ from .preprocess import AugmentConfig, Preprocess, augment_batch, fit_normalizat
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
 
 
+def progress_every() -> float:
+    """Seconds between in-epoch status updates; `FER_PROGRESS_EVERY` overrides (tests whose epochs last < 1 s)."""
+    try:
+        return max(0.0, float(os.environ.get("FER_PROGRESS_EVERY", PROGRESS_EVERY)))
+    except ValueError:
+        return PROGRESS_EVERY
+
+
 # ----------------------------------------------------------------------------------------------
 # run directory helpers (the dashboard reads these files; every write is atomic)
 
@@ -397,6 +405,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
         saved_epoch = start_epoch  # epoch held by last.pt
         end_epoch = cfg.epochs if max_epochs_this_call is None else min(cfg.epochs, start_epoch + max_epochs_this_call)
         epoch = start_epoch
+        report_every = progress_every()
         for epoch in range(start_epoch, end_epoch):
             t0 = time.time()
             net.train()
@@ -407,7 +416,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
             perm = perm[rank::world]  # (per_rank,) this rank's shard
             loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
             bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", main)
-            next_report = t0 + PROGRESS_EVERY
+            next_report = t0 + report_every
             for s in range(steps_per_epoch):
                 idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 xb, yb = make_batch(x_tr, y_tr, idx, cfg, aug_cfg, prep, gen)
@@ -420,7 +429,7 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
                     bar.update(1)
                 now = time.time()
                 if main and now >= next_report:  # within-epoch progress for the dashboard (no fsync: advisory)
-                    next_report = now + PROGRESS_EVERY
+                    next_report = now + report_every
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)  # so images/s counts finished work
                     touch(fsync=False, progress={

@@ -295,8 +295,10 @@ def test_eta_and_durations():
     assert runs.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runs.format_seconds(3 * 86400) == "3d 00h"
 
 
-def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, synth_npz):
-    # 700 faces in batches of 8: epochs of 88 steps, long enough for in-epoch status updates
+def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, synth_npz, monkeypatch):
+    # 700 faces in batches of 8: epochs of 88 steps. An epoch lasts 0.7 s on some CPUs (AVX2 kernels), under the
+    # default 1 s between in-epoch updates, so the launched trainer reports every 0.05 s here.
+    monkeypatch.setenv("FER_PROGRESS_EVERY", "0.05")
     run = runs.launch(tiny(synth_npz, epochs=40, batch_size=8, max_train_samples=None), tmp_path, name="long")
     r = wait_for(lambda: (lambda x: x if x.progress and x.progress["step"] < x.progress["steps"] else None)(
         runs.read_run(run)), 120, "progress inside an epoch")
