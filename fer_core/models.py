@@ -75,9 +75,9 @@ def seed_vgg(num_classes: int = 7, dropout: float = 0.25, dense_dropout: float =
     return FERNet(features, head, cam_layer)
 
 
-def _vgg_bn(widths, depth, num_classes, dropout, drop2d):
+def _vgg_bn(widths, depths, num_classes, dropout, drop2d):
     layers, cin = [], 1
-    for i, w in enumerate(widths):
+    for i, (w, depth) in enumerate(zip(widths, depths)):
         for _ in range(depth):
             # ReLU not inplace: Grad-CAM hooks need the activation intact
             layers += _conv(cin, w, 1, True, nn.ReLU)
@@ -93,16 +93,20 @@ def _vgg_bn(widths, depth, num_classes, dropout, drop2d):
 
 
 @register
-def vgg_bn(num_classes: int = 7, dropout: float = 0.4, drop2d: float = 0.0, width: int = 64):
-    """Stronger modern design: same-padding 3x3 convs with batch norm, two per stage at 48, 24, 12, 6
+def vgg_bn(num_classes: int = 7, dropout: float = 0.4, drop2d: float = 0.0, width: int = 64,
+           depths: tuple = (2, 2, 2, 2)):
+    """Stronger modern design: same-padding 3x3 convs with batch norm, two per stage (`depths`) at 48, 24, 12, 6
     pixels (widths 64-128-256-512), global average pooling, dropout, linear. 4.7M parameters."""
-    return _vgg_bn((width, width * 2, width * 4, width * 8), 2, num_classes, dropout, drop2d)
+    depths = tuple(int(d) for d in depths)  # a JSON list from model_args
+    if len(depths) != 4 or min(depths) < 1:
+        raise ValueError(f"vgg_bn: depths must be 4 counts of at least 1 (one per stage), got {list(depths)}")
+    return _vgg_bn((width, width * 2, width * 4, width * 8), depths, num_classes, dropout, drop2d)
 
 
 @register
 def mini_cnn(num_classes: int = 7, dropout: float = 0.2, width: int = 16):
     """A small, fast net for CPU quick checks and tests (~100k parameters at width 16)."""
-    return _vgg_bn((width, width * 2, width * 4), 2, num_classes, dropout, 0.0)
+    return _vgg_bn((width, width * 2, width * 4), (2, 2, 2), num_classes, dropout, 0.0)
 
 
 def count_parameters(model: nn.Module) -> int:
