@@ -13,27 +13,22 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import stat
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+
+# one image at a time lives in fer_core.images; re-exported, as the loaders and the pages use them with the data
+from .images import MAX_PIXELS, SIZE, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48, to_gray  # noqa: F401
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SIZE = 48
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1
-# Decompression-bomb guard: a phone photo is ~12-50 Mpx; anything above this is refused, not decoded.
-MAX_PIXELS = 80_000_000
-UPLOAD_MAX_PIXELS = 40_000_000  # photos sent to the dashboard: a 40 MP phone picture still fits
 MAX_ZIP_MEMBER_BYTES = 20_000_000  # one image inside a .zip may expand to this much, not more
 MAX_WALK_ENTRIES = 200_000  # files and folders looked at under a folder source (FER2013 has ~36k)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _SYNONYMS = {
     "angry": 0, "anger": 0, "mad": 0,
@@ -53,10 +48,6 @@ _USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
 
 
-class DataError(ValueError):
-    """Bad input data; the message names the file and the problem."""
-
-
 @dataclass
 class FaceSet:
     x: np.ndarray  # (N, 48, 48) uint8
@@ -74,96 +65,6 @@ class FaceSet:
 
     def subset(self, idx) -> "FaceSet":
         return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split)
-
-
-# ----------------------------------------------------------------------------------------------
-# Image conversion shared by the data loaders and the webcam/upload path
-
-
-def open_image(src, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open a path, bytes or file object as a fully decoded PIL image, EXIF orientation applied.
-
-    Raises DataError with a one-line message for non-images, truncated files and decompression bombs.
-    """
-    label = name or (str(src) if isinstance(src, (str, Path)) else "image")
-    try:
-        if isinstance(src, (bytes, bytearray)):
-            src = io.BytesIO(src)
-        with warnings.catch_warnings():  # our own size check below gives the message
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(src)
-        w, h = img.size
-        if w * h > max_pixels:  # checked from the header, before any pixel is decoded
-            raise DataError(f"{label}: image is {w}x{h} pixels, above the {max_pixels:,} pixel limit")
-        img.load()  # decode now so truncation errors surface here
-        img = ImageOps.exif_transpose(img)
-    except DataError:  # DataError is a ValueError: without this the pixel-limit message becomes "corrupt image"
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{label}: file not found") from None
-    except Image.DecompressionBombError as e:
-        m = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
-        raise DataError(f"{label}: image has {size}, above the {MAX_PIXELS:,} pixel limit (decompression bomb guard)") from None
-    except Image.UnidentifiedImageError:
-        raise DataError(f"{label}: not an image file (or an unsupported image format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{label}: corrupt or truncated image ({e})") from None
-    if img.width < 1 or img.height < 1:
-        raise DataError(f"{label}: empty image")
-    return img
-
-
-def to_gray(img) -> np.ndarray:
-    """Any PIL image or array (gray, RGB, RGBA, CMYK, palette, 16-bit) -> (H, W) uint8 grayscale."""
-    if isinstance(img, np.ndarray):
-        a = img
-        if a.ndim == 3 and a.shape[2] == 4:
-            a = a[..., :3]
-        if a.dtype != np.uint8:
-            a = a.astype(np.float64)
-            hi = 65535.0 if a.max() > 255 else (1.0 if a.max() <= 1.0 else 255.0)
-            a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        if a.ndim == 3:
-            # ITU-R 601-2 luma, the same weights PIL uses for "L"
-            a = (a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114 + 0.5).astype(np.uint8)
-        return np.ascontiguousarray(a)
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if mode in ("P", "PA"):
-        img = img.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA"):
-        # transparent pixels become white, like an image viewer shows them. Gray and alpha are one byte a
-        # pixel each: no full-size RGBA background or composite copies of a large photo
-        alpha = img.getchannel("A")
-        gray = img.convert("L")
-        return np.asarray(Image.composite(gray, Image.new("L", img.size, 255), alpha), dtype=np.uint8)
-    if img.mode != "L":
-        img = img.convert("RGB").convert("L") if img.mode != "RGB" else img.convert("L")
-    return np.asarray(img, dtype=np.uint8)
-
-
-def to_face48(img) -> np.ndarray:
-    """A face image (PIL or array, any mode/size) -> (48, 48) uint8, the model's input.
-
-    Non-square input is center-cropped to a square first so faces keep their proportions.
-    """
-    g = to_gray(img)
-    if g.shape == (SIZE, SIZE):
-        return g
-    h, w = g.shape
-    if h != w:
-        s = min(h, w)
-        top, left = (h - s) // 2, (w - s) // 2
-        g = g[top : top + s, left : left + s]
-    # LANCZOS with reducing_gap: antialiased downscaling, fast for big crops
-    return np.asarray(
-        Image.fromarray(g).resize((SIZE, SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8
-    )
 
 
 # ----------------------------------------------------------------------------------------------

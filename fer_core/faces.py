@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import DataError, to_face48, to_gray
+from .images import DataError, to_face48, to_gray
 
 # Re-set OpenCV's thread count explicitly. Measured on a 2-core EPYC (benchmarks/predict_latency.py): with the
 # pool OpenCV starts by default, PyTorch's convolutions that follow a YuNet detection ran 10x slower (3 faces:

@@ -1,6 +1,7 @@
 """Interpretability core (no Streamlit): predictions over a split cached on disk, the confusion matrix and
 its cells, first-layer filters, and small numpy renderers (colormaps, overlays, mosaics) for the pages.
-Saliency maps and their trust signals live in fer_core.saliency and are re-exported here."""
+Saliency maps and their trust signals (fer_core.saliency) and face regions (fer_core.regions) are
+re-exported here."""
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,10 @@ import torch.nn as nn
 from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, file_key
 from .evaluate import metrics
 from .inference import inference_precision, predict_logits
-from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, REGIONS, SANITY_MAX_RHO,  # noqa: F401
-                       ClassAverage, area_shares,
-                       attribute, check_gradcam, class_average, deletion_insertion, randomization_check,
-                       randomized_model, region_masks, region_shares, saliency, spearman, trust)
+from .regions import REGIONS, ClassAverage, area_shares, class_average, region_masks, region_shares  # noqa: F401
+from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, SANITY_MAX_RHO,  # noqa: F401
+                       attribute, check_gradcam, deletion_insertion, randomization_check, randomized_model, saliency,
+                       spearman, trust)
 
 PRED_CACHE_VERSION = 2  # 2: logits stored (TTA reuses the plain pass)
 

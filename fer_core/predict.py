@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CLASSES, IMAGE_EXTENSIONS, DataError, open_image
+from .data import CLASSES, IMAGE_EXTENSIONS
+from .images import DataError, open_image
 from .faces import Face, find_faces
 from .inference import predict_proba
 
