@@ -112,5 +112,5 @@ for ckpt in a.checkpoints:
         print(f"  batch {bs}: {t_bs:.1f} s, {t_bs / t_plain:.2f}x the time of batch {CPU_BATCH}")
     if not a.skip_saliency:
         res = bench(ckpt, a.data, a.split)
-        print(f"  saliency and confusion matrix:", json.dumps({k: round(v, 1) if isinstance(v, float) else v
+        print("  saliency and confusion matrix:", json.dumps({k: round(v, 1) if isinstance(v, float) else v
                                                                for k, v in res.items()}))

@@ -21,7 +21,8 @@ import torch  # noqa: E402
 
 from fer_core.data import load_split  # noqa: E402
 from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
-from fer_core.train import resolve_device, train  # noqa: E402
+from fer_core.devices import resolve_device  # noqa: E402
+from fer_core.train import train  # noqa: E402
 
 
 def main():

@@ -30,7 +30,8 @@ from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
 from fer_core.calibrate import cpu_name, trainer_settings  # noqa: E402
 from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
-from fer_core.train import make_batch, resolve_device, train_step  # noqa: E402
+from fer_core.devices import resolve_device  # noqa: E402
+from fer_core.steps import make_batch, train_step  # noqa: E402
 
 
 def macs_per_face(model) -> int:

@@ -40,7 +40,7 @@ def metrics(y_true, y_pred, classes=CLASSES) -> dict:
 def evaluate(checkpoint, data, split="test", tta=False, device="cpu", precision: str | None = None) -> dict:
     """precision: 'auto' (bf16 on a CPU with native bf16, else fp32), 'fp32' or 'bf16' (fer_core.inference)."""
     if device == "auto":
-        from .train import resolve_device
+        from .devices import resolve_device
 
         device = str(resolve_device(device))
     model, prep = load_model(checkpoint, device=device)
@@ -129,7 +129,7 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
 
 def check_device(device: str) -> None:
     """A device this machine has, else ValueError with one line (before any model or data is loaded)."""
-    from .train import resolve_device
+    from .devices import resolve_device
 
     if device not in ("auto", "cpu", "cuda", "mps") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")

@@ -4,7 +4,6 @@ Saliency maps and their trust signals (fer_core.saliency) and face regions (fer_
 re-exported here."""
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time

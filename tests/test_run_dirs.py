@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-import fer_core.train as train_mod
-from fer_core.train import TrainConfig, lock_run_dir, release_run_lock, train
+from fer_core import runfiles
+from fer_core.runfiles import lock_run_dir, release_run_lock
+from fer_core.train import TrainConfig, train
 from tests.conftest import ROOT
 from tests.test_cli_errors import digest, one_line_error, run
 
@@ -29,7 +30,7 @@ def test_default_names_in_the_same_second_get_their_own_folders(synth_npz, tmp_p
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
 
-    monkeypatch.setattr(train_mod, "datetime", Frozen)
+    monkeypatch.setattr(runfiles, "datetime", Frozen)
     a = train(_cfg(synth_npz), out_dir=str(tmp_path))
     b = train(_cfg(synth_npz), out_dir=str(tmp_path))
     assert a != b and a.name == "20260102-030405-mini_cnn" and b.name == "20260102-030405-mini_cnn-2"

@@ -231,7 +231,7 @@ def test_delete_run(tmp_path):
     assert not done.exists()
     spawning = tmp_path / "spawning"  # launched a moment ago, pid not recorded yet: counts as active
     spawning.mkdir()
-    (spawning / runs.LAUNCH_FILE).write_text(json.dumps({"launched": runs._now_iso(), "pid": None}))
+    (spawning / runs.LAUNCH_FILE).write_text(json.dumps({"launched": runs.now_iso(), "pid": None}))
     (spawning / "status.json").write_text(json.dumps({"state": "queued"}))
     with pytest.raises(runs.LaunchError, match="stop it"):
         runs.delete_run(spawning, tmp_path)

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from fer_core.config import TrainConfig
-from fer_core.train import lr_at
+from fer_core.steps import lr_at
 
 
 def cfg(schedule, warmup_epochs=0.0, epochs=10, lr=0.1):

@@ -1,0 +1,300 @@
+"""One training run's life in a process, as named steps around a small state object (`Session`).
+
+fer_core.train.train() reads as: open the session (device, ranks, run directory, lock), catch stop signals,
+start the status, load the data, build the model (restoring last.pt on resume), then epochs, then finish, fail
+or close. Every file goes through fer_core.runfiles, so the dashboard and the trainer agree on the layout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .calibrate import trainer_settings
+from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import CLASSES, atomic_write_bytes, load_split
+from .devices import dist_info, resolve_device
+from .models import count_parameters, create_model
+from .preprocess import Preprocess, fit_normalization
+from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, create_run_dir, lock_run_dir,
+                       now_iso, release_run_lock, remove_if_empty, run_base_name, write_json)
+from .steps import make_optimizer
+
+
+class Log:
+    """Timestamped lines to train.log and stderr, from rank 0 only."""
+
+    def __init__(self, path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        line = f"[{datetime.now().strftime('%H:%M:%S')}] {msg}"
+        try:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        except OSError:  # e.g. a signal before the run directory exists
+            pass
+        print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Session:
+    """What one call of train() holds. Rank 0 (`main`) owns the run's files; every rank trains."""
+
+    cfg: TrainConfig
+    run: Path
+    device: torch.device
+    world: int
+    rank: int
+    resume: bool
+    lock: object = None  # the open train.lock (rank 0)
+    amp: bool = False  # bf16 autocast: CUDA, or a CPU with native bf16 and cpu_fast
+    stop: bool = False  # a signal or the callback asked to stop; honoured after the current step
+    status: dict = field(default_factory=dict)
+    # status["elapsed"]: wall seconds over all the run's sessions, so a resume continues the count where the
+    # stopped process left it (it never goes backwards)
+    clock_base: float = 0.0
+    clock_t0: float = field(default_factory=time.time)
+    # set by load_data / build
+    data: dict = field(default_factory=dict)  # x_tr, y_tr, x_va, y_va: uint8 (N, 1, 48, 48) and labels, on device
+    prep: Preprocess | None = None
+    model: torch.nn.Module | None = None
+    net: torch.nn.Module | None = None  # the model, wrapped in DDP when distributed
+    opt: torch.optim.Optimizer | None = None
+    meta: dict = field(default_factory=dict)  # what every checkpoint carries besides weights
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    elapsed: float = 0.0  # seconds of finished epochs (stored in checkpoints)
+    saved_epoch: int = 0  # epoch held by last.pt
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def shard_size(self) -> int:
+        """Training faces per rank and epoch: equal shards, so every rank takes the same number of steps."""
+        return len(self.data["y_tr"]) // self.world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.shard_size // self.cfg.batch_size))
+
+    @property
+    def log(self) -> Log:
+        return Log(self.run / LOG_FILE, self.main)
+
+    def touch(self, fsync: bool = True, **fields) -> None:
+        """Update status.json (rank 0 only calls this)."""
+        now = time.time()  # "updated_ts": to the ms, so a reader's "elapsed + time since" stays monotone
+        self.status.update(fields, updated=now_iso(), updated_ts=round(now, 3),
+                           elapsed=round(self.clock_base + now - self.clock_t0, 3))
+        write_json(self.run / STATUS_FILE, self.status, fsync=fsync)
+
+    def any_rank(self, flag: bool) -> bool:
+        """True if `flag` is set on any rank (all ranks must leave a loop at the same step)."""
+        if not self.distributed:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        torch.distributed.all_reduce(t)
+        return t.item() > 0
+
+    def checkpoint(self, epoch: int, metrics: dict, full: bool) -> dict:
+        """A plain-dict checkpoint; `full` adds the optimizer state (last.pt, for resume)."""
+        ck = dict(self.meta, state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                  epoch=epoch, metrics=metrics, best_val_acc=self.best_acc, elapsed=self.elapsed)
+        if full:
+            ck["optimizer"] = self.opt.state_dict()
+        return ck
+
+    def save_last(self, epoch: int, metrics: dict) -> None:
+        save_checkpoint(self.checkpoint(epoch, metrics, True), self.run / LAST_FILE)
+        self.saved_epoch = epoch
+
+
+def _setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """(device, world size, rank); joins the process group under torchrun."""
+    world, rank, local_rank = dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device, world, rank
+
+
+def open_session(cfg: TrainConfig, out_dir, run_dir, resume: bool) -> Session:
+    """Device and ranks, then the run directory: made exclusively and locked by rank 0 (a second trainer is
+    refused before anything is written)."""
+    device, world, rank = _setup_device(cfg)
+    lock, run = None, None
+    if resume:
+        run = Path(run_dir)
+        if rank == 0:
+            lock = lock_run_dir(run)
+    else:
+        if rank == 0:
+            run = create_run_dir(out_dir, run_dir, run_base_name(cfg.model))
+            try:
+                lock = lock_run_dir(run)
+            except ValueError:
+                if not run_dir:  # our own fresh folder: leave nothing behind
+                    remove_if_empty(run)
+                raise
+        if world > 1:  # every rank must agree on the name chosen by rank 0
+            obj = [str(run)]
+            torch.distributed.broadcast_object_list(obj, src=0)
+            run = Path(obj[0])
+    s = Session(cfg, run, device, world, rank, resume, lock, amp=trainer_settings(cfg, device.type)["amp"])
+    s.status = {"state": "running", "epoch": 0, "epochs": cfg.epochs, "pid": os.getpid(),
+                "host": socket.gethostname(), "started": now_iso(), "updated": now_iso(), "error": None,
+                "best_val_acc": None, "world_size": world}
+    return s
+
+
+def catch_stop_signals(s: Session) -> dict:
+    """SIGTERM/SIGINT set `s.stop`: the run saves last.pt and ends "stopped". -> the old handlers."""
+    def on_signal(signum, _frame):
+        s.stop = True
+        s.log(f"received signal {signum}: stopping after the current step")
+
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def start_status(s: Session) -> None:
+    """status.json says "running"; a resumed run keeps its start time, epoch and elapsed count."""
+    if not s.main:
+        return
+    path = s.run / STATUS_FILE
+    if s.resume:
+        old = json.loads(path.read_text()) if path.exists() else {}
+        s.status["started"] = old.get("started", s.status["started"])
+        s.clock_base = float(old.get("elapsed") or 0.0)
+        s.status.update(resumed=now_iso(), epoch=old.get("epoch", 0), best_val_acc=old.get("best_val_acc"))
+    s.touch(device=str(s.device))
+
+
+def load_data(s: Session) -> None:
+    """Faces to the device as uint8, the normalization fitted on them, the model built; config.json written."""
+    cfg = s.cfg
+    torch.manual_seed(cfg.seed)
+    t_load = time.time()
+    train_set = load_split(cfg.data, "train")
+    val_set = load_split(cfg.data, cfg.val_split)
+    if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
+        pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
+        train_set = train_set.subset(np.sort(pick))
+    s.prep = Preprocess(fit_normalization(train_set.x, cfg.normalize)).to(s.device)
+    s.model = create_model(cfg.model, **cfg.model_args).to(s.device)
+    if trainer_settings(cfg, s.device.type)["channels_last"]:
+        s.model = s.model.to(memory_format=torch.channels_last)
+    n_params = count_parameters(s.model)
+    if s.main and not s.resume:
+        write_json(s.run / RUN_CONFIG, {
+            "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
+            "n_params": n_params, "data": {"source": str(Path(cfg.data).resolve()), "train_size": len(train_set),
+            "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts()},
+            "seed": cfg.seed, "device": str(s.device), "world_size": s.world,
+            "versions": {"fer_core": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                         "numpy": np.__version__},
+            "host": socket.gethostname(), "created": now_iso()})
+    s.log(f"data {cfg.data}: train {len(train_set)}, {cfg.val_split} {len(val_set)} faces "
+          f"(loaded in {time.time() - t_load:.1f}s); model {cfg.model} ({n_params:,} params) on {s.device}"
+          + (f", {s.world} processes" if s.distributed else ""))
+    # data resident on the device as uint8: (N, 1, 48, 48)
+    s.data = {"x_tr": torch.from_numpy(train_set.x).to(s.device)[:, None],
+              "y_tr": torch.from_numpy(train_set.y).to(s.device),
+              "x_va": torch.from_numpy(val_set.x).to(s.device)[:, None],
+              "y_va": torch.from_numpy(val_set.y).to(s.device)}
+    s.meta = {"format_version": FORMAT_VERSION, "model_name": cfg.model, "model_args": cfg.model_args,
+              "normalization": s.prep.state(), "classes": list(CLASSES), "train_config": asdict(cfg)}
+
+
+def build(s: Session) -> None:
+    """The optimizer; on resume the model and optimizer from last.pt (and metrics after it dropped), else an
+    epoch-0 last.pt; DDP around the model when distributed."""
+    s.opt = make_optimizer(s.cfg, s.model)
+    if s.resume:
+        ck = read_checkpoint(s.run / LAST_FILE, map_location=s.device)
+        s.model.load_state_dict(ck["state_dict"])
+        s.opt.load_state_dict(ck["optimizer"])
+        s.start_epoch, s.best_acc, s.elapsed = ck["epoch"], ck.get("best_val_acc", -1.0), ck.get("elapsed", 0.0)
+        s.clock_base = max(s.clock_base, s.elapsed)  # a status.json older than the checkpoint's count
+        s.status.update(epoch=s.start_epoch, best_val_acc=s.best_acc if s.best_acc >= 0 else None)
+        if s.main:
+            # epochs after last.pt's (a kill after their metrics were written) are trained again
+            mfile = s.run / METRICS_FILE
+            if mfile.exists():
+                keep = [ln for ln in mfile.read_text().splitlines()
+                        if ln.strip() and json.loads(ln)["epoch"] <= s.start_epoch]
+                atomic_write_bytes(mfile, "".join(ln + "\n" for ln in keep).encode())
+            s.touch()
+        s.log(f"resumed from epoch {s.start_epoch} (best val acc {s.best_acc:.4f})")
+    elif s.main:
+        s.save_last(0, {})
+    s.saved_epoch = s.start_epoch
+    s.net = s.model
+    if s.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        s.net = DDP(s.model, device_ids=[s.device.index] if s.device.type == "cuda" else None)
+
+
+def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
+    """The end state: "stopped" (asked to, or `partial`: fewer epochs this call) or "completed"."""
+    if not s.main:
+        return
+    cfg = s.cfg
+    s.status.pop("progress", None)  # no epoch is in progress any more
+    if s.stop or (last_epoch + 1 < cfg.epochs and not partial):
+        s.touch(state="stopped", epoch=s.saved_epoch)
+        s.log(f"stopped; last.pt holds epoch {s.saved_epoch}. Resume with --resume {s.run}")
+    elif end_epoch < cfg.epochs:
+        s.touch(state="stopped")
+    else:
+        s.touch(state="completed", finished=now_iso())
+        s.log(f"completed {cfg.epochs} epochs; best val acc {s.best_acc:.4f}; {s.elapsed:.1f}s training")
+
+
+def fail(s: Session, e: BaseException) -> None:
+    """Record a failure in status.json and the log (the exception is raised on by the caller)."""
+    if s.main and s.run.exists():
+        s.status.pop("progress", None)
+        s.touch(state="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+        s.log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
+
+
+def close(s: Session, old_handlers: dict) -> None:
+    """Release the lock, restore the signal handlers, leave the process group."""
+    release_run_lock(s.lock)
+    for sig, h in old_handlers.items():
+        signal.signal(sig, h)
+    if s.distributed and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

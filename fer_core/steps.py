@@ -1,0 +1,84 @@
+"""The arithmetic of training, with no files and no processes: the learning rate at a step, the optimizer,
+one augmented batch, one optimizer step and the validation pass. fer_core.train drives them; the benchmarks
+time them alone."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .calibrate import trainer_settings
+from .config import TrainConfig
+from .preprocess import AugmentConfig, Preprocess, augment_batch, random_erase
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at optimizer step `step` of `total` (computed, so resuming needs no scheduler state)."""
+    t = step / max(1, total)
+    warm = cfg.warmup_epochs / cfg.epochs
+    if cfg.schedule == "onecycle":
+        warm = warm or 0.15
+        if t < warm:
+            return cfg.lr * (0.04 + 0.96 * t / warm)
+        return cfg.lr * (0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))) + 1e-6
+    if warm and t < warm:
+        return cfg.lr * (t / warm)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - warm) / max(1e-9, 1 - warm)))
+    if cfg.schedule == "step":  # /10 at 50% and 75%
+        return cfg.lr * (0.1 ** ((t >= 0.5) + (t >= 0.75)))
+    return cfg.lr
+
+
+def make_optimizer(cfg: TrainConfig, model):
+    wd = cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        wd = 5e-4 if wd is None else wd
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        wd = 0.05 if wd is None else wd
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=wd)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=wd or 0.0)
+
+
+def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen):
+    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch."""
+    xb = x_u8[idx].float() / 255.0  # (B, 1, 48, 48)
+    if cfg.augment:
+        xb = augment_batch(xb, aug_cfg, gen)
+    xb = prep.normalize(xb)
+    if cfg.augment and cfg.erase:
+        xb = random_erase(xb, cfg.erase, gen)  # after normalization, so erased = mean
+    if trainer_settings(cfg, xb.device.type)["channels_last"]:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, y[idx]
+
+
+def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool):
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = net(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, logits
+
+
+@torch.no_grad()
+def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp):
+    """Loss and accuracy over uint8 faces (N, 1, 48, 48) already on `device`."""
+    model.eval()
+    loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+    for i in range(0, len(y), batch_size):
+        xb = prep.normalize(x_u8[i : i + batch_size].float() / 255.0)
+        if device.type == "cuda":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
+    n = max(1, len(y))
+    return loss_sum.item() / n, correct.item() / n
