@@ -17,6 +17,7 @@ import streamlit as st
 
 import fer_core
 from fer_core import interpret, runs
+from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import DataError, file_key
 
@@ -209,6 +210,19 @@ def _splits(path: str, mtime: float) -> list[str]:
     return fer_core.data.available_splits(path)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _split_label(path: str, split: str, mtime: float) -> str:
+    try:
+        return splits_mod.label(fer_core.data.resolve_split(path, split))
+    except DataError:
+        return split
+
+
+def split_label(path, split: str) -> str:
+    """'test (PublicTest)': a split of this source with the FER2013 split it holds (fer_core.splits)."""
+    return _split_label(str(path), split, file_version(path))
+
+
 def get_splits(path) -> list[str]:
     """Splits the source holds, e.g. ["test"] for the bundled sample (cached)."""
     return _splits(str(path), file_version(path))
@@ -379,9 +393,10 @@ def sidebar() -> Ctx:
         save_setting("data_source", ss["_sb_data"])  # remembered for the next session (valid sources only)
     split = default_split(splits)
     if data == str(SAMPLE_DATA):
-        st.sidebar.caption(f"Bundled sample: {sum(get_class_counts(data, split).values())} {split} faces")
+        st.sidebar.caption(f"Bundled sample: {sum(get_class_counts(data, split).values())} "
+                           f"{split_label(data, split)} faces")
     else:
-        st.sidebar.caption(f"Splits: {', '.join(splits)}; views use {split}")
+        st.sidebar.caption(f"Splits: {', '.join(split_label(data, s) for s in splits)}; views use {split}")
 
     # --- device
     dev, desc = _device()

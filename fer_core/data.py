@@ -5,8 +5,8 @@ Sources, detected from the path:
     (emotion,pixels: all rows are the train split);
   * an image folder <root>/<split>/<class>/*.jpg|png, or a .zip of it, read in place;
   * this project's own .npz (keys <split>_x uint8 (N,48,48), <split>_y), e.g. the bundled sample.
-Splits are train / val / test = FER2013's Training / PublicTest / PrivateTest. A folder without a val/
-folder serves val from test/ (Kaggle's image-folder download holds PublicTest in test/).
+Splits: train, public_test, private_test (FER2013's Training, PublicTest, PrivateTest), and the source's
+own val and test; fer_core.splits says which faces each name reads in each kind of source.
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ import numpy as np
 
 # one image at a time lives in fer_core.images; re-exported, as the loaders and the pages use them with the data
 from .images import MAX_PIXELS, SIZE, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48, to_gray  # noqa: F401
+from .splits import (SPLIT_NAMES, SPLITS, Resolved, check_name, resolve_csv, resolve_stored, split_of_dir,  # noqa: F401
+                     warn_fallback)
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1
 MAX_ZIP_MEMBER_BYTES = 20_000_000  # one image inside a .zip may expand to this much, not more
 MAX_WALK_ENTRIES = 200_000  # files and folders looked at under a folder source (FER2013 has ~36k)
@@ -39,12 +40,6 @@ _SYNONYMS = {
     "surprise": 5, "surprised": 5,
     "neutral": 6, "calm": 6,
 }
-_SPLIT_ALIASES = {
-    "train": ("train", "training"),
-    "val": ("val", "valid", "validation", "publictest"),
-    "test": ("test", "testing", "privatetest"),
-}
-_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif")
 
 
@@ -54,7 +49,8 @@ class FaceSet:
     y: np.ndarray  # (N,) int64 in FER2013 label order
     ids: np.ndarray  # (N,) str: file name inside the source, or "line N" for CSVs
     source: str
-    split: str
+    split: str  # the name asked for
+    resolved: Resolved | None = None  # what was read for it, and FER2013's name for it (fer_core.splits)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -64,7 +60,7 @@ class FaceSet:
         return {c: int(n) for c, n in zip(CLASSES, counts)}
 
     def subset(self, idx) -> "FaceSet":
-        return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split)
+        return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split, self.resolved)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,14 +69,6 @@ class FaceSet:
 
 def class_index(name: str) -> int | None:
     return _SYNONYMS.get(name.strip().lower())
-
-
-def split_of_dir(name: str) -> str | None:
-    n = name.strip().lower()
-    for split, aliases in _SPLIT_ALIASES.items():
-        if n in aliases:
-            return split
-    return None
 
 
 def source_kind(path) -> str:
@@ -138,12 +126,9 @@ def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     return out
 
 
-def _select_split(entries, split: str, source: str):
-    """Keep entries of a split; val falls back to test/ when the folder has no val/ split."""
+def _select_split(entries, want: str, source: str):
+    """Keep the entries of stored split `want` (train/val/test; fer_core.splits resolves a requested name)."""
     present = {split_of_dir(s) for s, _, _ in entries} - {None}
-    want = split
-    if split == "val" and "val" not in present and "test" in present:
-        want = "test"
     chosen, unknown = [], set()
     for s, c, f in entries:
         if split_of_dir(s) != want:
@@ -159,7 +144,7 @@ def _select_split(entries, split: str, source: str):
                         f"expected FER2013 class names such as angry, happy, neutral, or 0-6)")
     if not chosen:
         have = ", ".join(sorted(present)) or "none"
-        raise DataError(f"{source}: split '{split}' is empty or missing (splits found: {have})")
+        raise DataError(f"{source}: split '{want}' is empty or missing (splits found: {have})")
     chosen.sort(key=lambda kf: kf[1])
     return chosen
 
@@ -177,16 +162,17 @@ def _read_csv(path: Path):
     return df
 
 
-def _csv_split(df, split: str, path: Path):
+def _csv_split(df, usage: str, path: Path, name: str | None = None):
+    """Rows whose Usage is `usage` (Training, PublicTest, PrivateTest); a CSV without Usage is all Training."""
     if "usage" in df.columns:
-        mask = df["usage"].str.strip() == _USAGE[split]
+        mask = df["usage"].str.strip() == usage
         rows = np.flatnonzero(mask.to_numpy())
-    elif split == "train":
+    elif usage == "Training":
         rows = np.arange(len(df))
     else:
         rows = np.array([], dtype=np.int64)
     if len(rows) == 0:
-        raise DataError(f"{path}: split '{split}' ({_USAGE[split]}) has no rows")
+        raise DataError(f"{path}: split '{name or usage}' ({usage}) has no rows")
     return rows
 
 
@@ -204,9 +190,9 @@ def _parse_labels(df, rows, path):
     return y
 
 
-def _decode_csv(path: Path, split: str):
+def _decode_csv(path: Path, split: str, name: str | None = None):
     df = _read_csv(path)
-    rows = _csv_split(df, split, path)
+    rows = _csv_split(df, split, path, name)
     y = _parse_labels(df, rows, path)
     pix = df["pixels"].to_numpy()[rows]
     x = np.empty((len(rows), SIZE, SIZE), dtype=np.uint8)
@@ -241,8 +227,6 @@ def _decode_npz(path: Path, split: str):
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
             want = split
-            if split == "val" and "val_x" not in keys and "test_x" in keys:
-                want = "test"
             if f"{want}_x" not in keys:
                 have = sorted({k.rsplit("_", 1)[0] for k in keys if k.endswith("_x")})
                 raise DataError(f"{path}: split '{split}' is missing (splits found: {', '.join(have) or 'none'})")
@@ -261,10 +245,11 @@ def _decode_npz(path: Path, split: str):
     return x, y, ids.astype(str)
 
 
-def _decode(path: Path, split: str):
+def _decode(path: Path, split: str, name: str | None = None):
+    """Decode stored split `split`; `name`: the name it was asked for, for messages."""
     kind = source_kind(path)
     if kind == "csv":
-        return _decode_csv(path, split)
+        return _decode_csv(path, split, name)
     if kind == "npz":
         return _decode_npz(path, split)
     if kind == "folder":
@@ -351,35 +336,73 @@ def atomic_write_bytes(path, data: bytes, fsync: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def _present(p: Path, kind: str) -> set[str]:
+    """The stored splits (train/val/test) a folder, zip or .npz holds (a listing, no decoding)."""
+    if kind == "npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return {k[:-2] for k in z.files if k.endswith("_x")}
+        except Exception as e:
+            raise DataError(f"{p}: not a readable .npz data file ({e})") from None
+    if kind == "folder":
+        return {split_of_dir(d) for d, _, _ in _folder_entries(p)} - {None}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            return {split_of_dir(d) for d, _, _ in _zip_entries(zf)} - {None}
+    except zipfile.BadZipFile:
+        raise DataError(f"{p}: corrupt zip file") from None
+
+
+def resolve_split(path, split: str) -> Resolved:
+    """What `split` reads in this source and FER2013's name for it (see fer_core.splits)."""
+    check_name(split, path)
+    p = Path(path)
+    kind = source_kind(p)
+    return resolve_csv(split) if kind == "csv" else resolve_stored(split, _present(p, kind), p)
+
+
+def _cache_file(p: Path, split: str) -> Path:
+    return cache_dir() / f"{p.name}-{file_key(p)}-{split}-v{CACHE_VERSION}.npz"
+
+
 def load_split(path, split: str = "train", cache: bool = True) -> FaceSet:
-    """Load one split of a FER2013 source as uint8 faces; decoded once, then read from the cache."""
-    if split not in SPLITS:
-        raise DataError(f"{path}: unknown split '{split}' (use one of {', '.join(SPLITS)})")
+    """Load one split of a FER2013 source as uint8 faces; decoded once, then read from the cache. A split read
+    from another one (val from test/) warns with SplitFallbackWarning; FaceSet.resolved records it."""
+    check_name(split, path)
     p = Path(path)
     source_kind(p)  # existence / format check with a clear message
-    cfile = cache_dir() / f"{p.name}-{file_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    cfile = _cache_file(p, split)
     if cache and cfile.exists():
         try:
             with np.load(cfile, allow_pickle=False) as z:
-                return FaceSet(z["x"], z["y"], z["ids"], str(path), split)
+                r = Resolved(split, *(str(z[k]) for k in ("stored", "usage", "note"))) if "stored" in z.files else None
+                x, y, ids = z["x"], z["y"], z["ids"]
+            fs = FaceSet(x, y, ids, str(path), split, r or resolve_split(p, split))
+            warn_fallback(fs.resolved)
+            return fs
+        except DataError:
+            raise
         except Exception:
             pass  # a damaged cache is rebuilt below
-    x, y, ids = _decode(p, split)
+    r = resolve_split(p, split)
+    x, y, ids = _decode(p, r.stored, split)
     if cache:
         buf = io.BytesIO()
-        np.savez(buf, x=x, y=y, ids=ids.astype(str))
+        np.savez(buf, x=x, y=y, ids=ids.astype(str), stored=r.stored, usage=r.usage, note=r.note)
         try:
             atomic_write_bytes(cfile, buf.getvalue())
         except OSError:
             pass  # read-only cache dir: still usable, just slower next time
-    return FaceSet(x, y, ids.astype(str), str(path), split)
+    warn_fallback(r)
+    return FaceSet(x, y, ids.astype(str), str(path), split, r)
 
 
 def class_counts(path, split: str = "train") -> dict[str, int]:
     """Per-class face counts without decoding images (cache, file listing or the CSV label column)."""
+    check_name(split, path)
     p = Path(path)
     kind = source_kind(p)
-    cfile = cache_dir() / f"{p.name}-{file_key(p)}-{split}-v{CACHE_VERSION}.npz"
+    cfile = _cache_file(p, split)
     if cfile.exists():
         try:
             with np.load(cfile, allow_pickle=False) as z:
@@ -387,27 +410,31 @@ def class_counts(path, split: str = "train") -> dict[str, int]:
             return {c: int(n) for c, n in zip(CLASSES, np.bincount(y, minlength=len(CLASSES)))}
         except Exception:
             pass
+    stored = resolve_split(p, split).stored
     if kind == "csv":
         df = _read_csv(p)
-        y = _parse_labels(df, _csv_split(df, split, p), p)
+        y = _parse_labels(df, _csv_split(df, stored, p, split), p)
     elif kind == "npz":
-        y = _decode_npz(p, split)[1]
+        y = _decode_npz(p, stored)[1]
     elif kind == "folder":
-        y = np.array([k for k, _ in _select_split(_folder_entries(p), split, str(p))])
+        y = np.array([k for k, _ in _select_split(_folder_entries(p), stored, str(p))])
     else:
         try:
             with zipfile.ZipFile(p) as zf:
-                y = np.array([k for k, _ in _select_split(_zip_entries(zf), split, str(p))])
+                y = np.array([k for k, _ in _select_split(_zip_entries(zf), stored, str(p))])
         except zipfile.BadZipFile:
             raise DataError(f"{p}: corrupt zip file") from None
     return {c: int(n) for c, n in zip(CLASSES, np.bincount(y, minlength=len(CLASSES)))}
 
 
 def available_splits(path) -> list[str]:
-    """Splits a source holds (cheap: listing or label column only)."""
+    """The source's own splits, each once (train, val, test: no val that would only repeat test/), cheaply
+    (a listing or the label column); `resolve_split` names the FER2013 split each holds."""
     out = []
-    for s in SPLITS:
+    for s in ("train", "val", "test"):
         try:
+            if resolve_split(path, s).note:  # read from another split: not one of its own
+                continue
             if sum(class_counts(path, s).values()) > 0:
                 out.append(s)
         except DataError:

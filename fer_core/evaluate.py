@@ -19,6 +19,7 @@ from .checkpoint import CheckpointError, load_model
 from pathlib import Path
 
 from .data import CLASSES, IMAGE_EXTENSIONS, DataError, class_index, load_split
+from .splits import SPLIT_NAMES
 from .inference import PRECISIONS, inference_precision, predict_logits
 
 
@@ -49,6 +50,8 @@ def evaluate(checkpoint, data, split="test", tta=False, device="cpu", precision:
     out = metrics(faces.y, logits.argmax(1), model.classes)
     out.update(checkpoint=str(checkpoint), data=str(data), split=split, tta=tta,
                precision=inference_precision(device, precision))
+    if faces.resolved is not None:  # what `split` read in this source, and FER2013's name for it
+        out["split_resolved"] = faces.resolved.as_dict()
     return out
 
 
@@ -141,7 +144,9 @@ def check_device(device: str) -> None:
 def format_report(m: dict) -> str:
     classes = list(m["per_class"])
     prec = f", {m['precision']}" if m.get("precision") else ""
-    lines = [f"{m['checkpoint']} on {m['data']} [{m['split']}, n={m['n']}{', TTA' if m['tta'] else ''}{prec}]"]
+    usage = (m.get("split_resolved") or {}).get("usage")
+    split = f"{m['split']} = {usage}" if usage and usage.lower() != m["split"].replace("_", "") else m["split"]
+    lines = [f"{m['checkpoint']} on {m['data']} [{split}, n={m['n']}{', TTA' if m['tta'] else ''}{prec}]"]
     if m["split"] == "photos":
         lines += [f"detector {m['detector']}: face detected in {m['detected']}/{m['photos']} photos "
                   f"({m['detection_rate']:.1%}); sources {m['sources']}",
@@ -168,7 +173,9 @@ def main(argv=None) -> int:
     src.add_argument("--data", help="FER2013 data (CSV, image folder, .zip)")
     src.add_argument("--photos", help="folder of labelled photos: labels.csv (file,label) or <class>/ subfolders")
     p.add_argument("--detector", default="yunet", choices=("yunet", "haar"), help="face detector for --photos")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=SPLIT_NAMES,
+                   help="train, public_test, private_test (FER2013's), or the source's own val/test (default test: "
+                        "PublicTest in Kaggle's image-folder zip, PrivateTest in the CSV)")
     p.add_argument("--tta", action="store_true", help="average the logits of each face and its mirror")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="cpu")

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import TrainConfig, config_from_dict, save_config
-from .data import DataError, atomic_write_bytes, source_kind
+from .data import DataError, atomic_write_bytes, resolve_split, source_kind
 from .devices import available_devices, check_device, device_description  # noqa: F401
 from .runfiles import (LAUNCH_CONFIG, LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
                        log_tail, now_iso, read_config, read_metrics, run_base_name, tail, write_json)
@@ -95,6 +95,7 @@ def launch(options: dict | TrainConfig, runs_dir, name: str | None = None, pytho
         raise LaunchError(msg)
     try:
         source_kind(cfg.data)
+        resolve_split(cfg.data, cfg.val_split)  # e.g. private_test in a source without one: said before launch
     except DataError as e:
         raise LaunchError(str(e)) from None
     cfg.data = str(Path(cfg.data).resolve())

@@ -220,7 +220,9 @@ def load_data(s: Session) -> None:
         write_json(s.run / RUN_CONFIG, {
             "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
             "n_params": n_params, "data": {"source": str(Path(cfg.data).resolve()), "train_size": len(train_set),
-            "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts()},
+            "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts(),
+            # what val_split read in this source, and FER2013's name for it (fer_core.splits)
+            "val_split_resolved": val_set.resolved.as_dict() if val_set.resolved else None},
             "seed": cfg.seed, "device": str(s.device), "world_size": s.world,
             "versions": {"fer_core": __version__, "torch": torch.__version__, "python": platform.python_version(),
                          "numpy": np.__version__},
@@ -228,6 +230,8 @@ def load_data(s: Session) -> None:
     s.log(f"data {cfg.data}: train {len(train_set)}, {cfg.val_split} {len(val_set)} faces "
           f"(loaded in {time.time() - t_load:.1f}s); model {cfg.model} ({n_params:,} params) on {s.device}"
           + (f", {s.world} processes" if s.distributed else ""))
+    if val_set.resolved is not None and val_set.resolved.note:
+        s.log(f"note: {val_set.resolved.note}")
     # data resident on the device as uint8: (N, 1, 48, 48)
     s.data = {"x_tr": torch.from_numpy(train_set.x).to(s.device)[:, None],
               "y_tr": torch.from_numpy(train_set.y).to(s.device),

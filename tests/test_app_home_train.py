@@ -98,7 +98,9 @@ def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint,
     config = at.dataframe[0].value.set_index("option")["value"]
     assert config["epochs"] == "1" and config["max_train_samples"] == "140" and config["normalize"] == "global"
     summary = " ".join(texts(at, "markdown"))
-    assert "**train**: 700 faces" in summary and "**test**: 210 faces" in summary
+    # each split once (synth_npz has no val: no repeated test), named with the FER2013 split it holds
+    assert "**train**: 700 faces" in summary and "**test (PublicTest)**: 210 faces" in summary
+    assert "val" not in summary
     assert len(at.get("plotly_chart")) == 1
     # "start here": every view once, with the question it answers, the analysis views first
     from app_common import PAGES
@@ -141,7 +143,7 @@ def test_bad_data_source_and_bad_checkpoint_give_messages_not_tracebacks(app, tm
     no_exception(at)
     assert any("no such file" in e and "bundled sample" in e for e in texts(at.sidebar, "error"))
     assert any("Cannot load the active checkpoint" in e and "broken.pt" in e for e in texts(at, "error"))
-    assert "**test**: 656 faces" in " ".join(texts(at, "markdown"))  # fell back to the sample
+    assert "**test (PublicTest)**: 656 faces" in " ".join(texts(at, "markdown"))  # fell back to the sample
 
 
 def test_sidebar_choices_persist_across_pages(app, synth_npz):

@@ -95,6 +95,8 @@ def test_bad_options_and_missing_gpu_are_refused_without_a_run(tmp_path, synth_n
         runs.launch(tiny(synth_npz, epoch=3), tmp_path)
     with pytest.raises(runs.LaunchError, match="no such file"):
         runs.launch(tiny(tmp_path / "missing.npz"), tmp_path)
+    with pytest.raises(runs.LaunchError, match="no PrivateTest"):  # synth_npz: train and test only
+        runs.launch(tiny(synth_npz, val_split="private_test"), tmp_path)
     if not torch.cuda.is_available():
         with pytest.raises(runs.LaunchError, match="CUDA GPU was requested"):
             runs.launch(tiny(synth_npz, device="cuda"), tmp_path)

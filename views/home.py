@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import PAGES, checkpoint_label, get_class_counts, get_model, get_splits, sidebar
+from app_common import PAGES, checkpoint_label, get_class_counts, get_model, get_splits, sidebar, split_label
 from fer_core import count_parameters
 from fer_core.checkpoint import CheckpointError
 from fer_core.config import options
@@ -110,10 +110,8 @@ with left:
 with right:
     st.markdown("**Data set**")
     st.caption(ctx.data)
-    rows, counts = [], {s: get_class_counts(ctx.data, s) for s in get_splits(ctx.data)}
-    if "val" in counts and counts["val"] == counts.get("test"):
-        del counts["val"]  # a source without a val split validates on its test split
-        st.caption("No separate val split: validation uses the test split.")
+    # each split of the source once, named with the FER2013 split it holds ("test (PublicTest)")
+    rows, counts = [], {split_label(ctx.data, s): get_class_counts(ctx.data, s) for s in get_splits(ctx.data)}
     for split, per_class in counts.items():
         for cls, n in per_class.items():
             rows.append({"split": split, "expression": cls, "faces": n})

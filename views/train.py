@@ -193,13 +193,14 @@ def calibrated_estimate(v: dict) -> str | None:
         cfg = TrainConfig(**form_config(v))
         cfg.validate()
         counts = get_class_counts(cfg.data, "train")
-        splits = get_splits(cfg.data)
     except (ValueError, TypeError, DataError, runs.LaunchError, OSError):
         return None
+    try:
+        n_val = sum(get_class_counts(cfg.data, cfg.val_split).values())
+    except DataError:  # no such split here: the launch check says so; the estimate leaves evaluation out
+        n_val = 0
     device = cfg.device if cfg.device != "auto" else next((d for d in DEVICES[1:] if d != "cpu"), "cpu")
     n_train = min(sum(counts.values()), cfg.max_train_samples or 10**9)
-    val = cfg.val_split if cfg.val_split in splits else "test"
-    n_val = sum(get_class_counts(cfg.data, val).values()) if val in splits else 0
     if not n_train:
         return None
     kind = device.split(":")[0]
