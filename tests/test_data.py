@@ -101,7 +101,7 @@ def test_cache_is_used_and_keyed_by_source(tmp_path, faces, monkeypatch):
     load_split(p, "train")
     import fer_core.data as d
 
-    monkeypatch.setattr(d, "_decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded again")))
+    monkeypatch.setattr(d, "decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded again")))
     assert len(load_split(p, "train")) == 28  # served from the cache
     p.write_text(_csv_text(x[:7], y[:7], header="emotion,pixels"))  # new content: new key
     with pytest.raises(AssertionError, match="decoded again"):

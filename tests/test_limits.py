@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import fer_core.data as data
+import fer_core.sources as sources
 from fer_core.data import DataError, check_data_source, load_split, open_image, to_gray
 from fer_core.predict import expand_paths
 from tests.conftest import ROOT
@@ -63,7 +64,7 @@ def test_sidebar_refuses_a_server_path_outside_the_roots(monkeypatch, tmp_path):
 
 
 def test_folder_walk_is_capped(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_WALK_ENTRIES", 50)
+    monkeypatch.setattr(sources, "MAX_WALK_ENTRIES", 50)
     d = tmp_path / "faces" / "train" / "happy"
     d.mkdir(parents=True)
     for i in range(60):
@@ -75,7 +76,7 @@ def test_folder_walk_is_capped(tmp_path, monkeypatch):
 def test_zip_member_that_expands_too_far_is_refused_unread(tmp_path):
     z = tmp_path / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("train/happy/0.png", b"\0" * (data.MAX_ZIP_MEMBER_BYTES + 1))  # ~20 KB on disk
+        zf.writestr("train/happy/0.png", b"\0" * (sources.MAX_ZIP_MEMBER_BYTES + 1))  # ~20 KB on disk
     assert z.stat().st_size < 100_000
     with pytest.raises(DataError, match="byte limit"):
         load_split(z, "train", cache=False)
