@@ -234,3 +234,23 @@ def test_live_classifier_on_frames(tiny):
     assert len(out) == len(boxes) and all(o["frames"] == 3 for o in out)
     assert all(o["label"] in CLASSES for o in out)
     assert live(np.full((480, 640, 3), 90, np.uint8)) == []  # no face: no error, nothing to show
+
+
+def test_live_state_boxes_faces_and_keeps_the_readout(tiny):
+    from fer_core.predict import LiveState
+
+    state = LiveState(*tiny, alpha=0.5, threshold=0.0)
+    img, boxes, _ = compose_photo(mode="RGB")
+    bgr = np.ascontiguousarray(np.asarray(img)[..., ::-1])  # webcam frames arrive as BGR
+    for _ in range(2):
+        drawn = state.process(bgr)
+    faces, frames, ms = state.snapshot()
+    assert frames == 2 and len(faces) == len(boxes) and ms > 0
+    assert drawn.shape == bgr.shape and drawn.dtype == np.uint8
+    for f in faces:  # a box is drawn on each face: its top edge differs from the frame
+        x, y, w, h = f["box"]
+        assert (drawn[y, x : x + w] != bgr[y, x : x + w]).any()
+    state.configure(alpha=0.9, threshold=0.8)
+    assert (state.live.smoother.alpha, state.live.smoother.threshold) == (0.9, 0.8)
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    assert np.array_equal(state.process(blank), blank) and state.snapshot()[:2] == ([], 3)

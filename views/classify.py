@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,7 +12,7 @@ from app_common import file_version, get_model, sidebar
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.faces import draw_faces, find_faces
 from fer_core.interpret import overlay
-from fer_core.predict import LiveClassifier, classify_faces, decide, face_saliency, one_line, rows_to_csv
+from fer_core.predict import LiveState, classify_faces, decide, face_saliency, one_line, rows_to_csv
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
 MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts
@@ -121,28 +119,6 @@ def photo_grid(results: list[dict], threshold: float) -> None:
 # Live webcam (streamlit-webrtc): frames are classified in the stream's own thread
 
 
-class LiveState:
-    """Shared between the video thread (writes) and the page (reads every second)."""
-
-    def __init__(self, model, prep, alpha, threshold):
-        self.lock = threading.Lock()
-        self.live = LiveClassifier(model, prep, alpha=alpha, threshold=threshold)
-        self.faces: list[dict] = []
-        self.frames = 0
-        self.ms = 0.0
-
-    def process(self, bgr: np.ndarray) -> np.ndarray:
-        t = time.perf_counter()
-        with self.lock:
-            out = self.live(bgr[..., ::-1])
-            self.faces, self.frames = out, self.frames + 1
-        ms = (time.perf_counter() - t) * 1000
-        self.ms = ms if self.frames == 1 else 0.9 * self.ms + 0.1 * ms  # running average for the readout
-        captions = [f"{o['label']} {o['confidence']:.0%}" for o in out]
-        drawn = draw_faces(bgr[..., ::-1], [o["box"] for o in out], captions)
-        return np.asarray(drawn)[..., ::-1].copy()
-
-
 def live_section(model, prep, checkpoint: str) -> None:
     try:
         import av
@@ -161,7 +137,7 @@ def live_section(model, prep, checkpoint: str) -> None:
         state = (key, LiveState(model, prep, alpha, threshold))
         st.session_state["classify_live"] = state
     live = state[1]
-    live.live.smoother.threshold, live.live.smoother.alpha = threshold, alpha
+    live.configure(alpha, threshold)
 
     def callback(frame):
         return av.VideoFrame.from_ndarray(live.process(frame.to_ndarray(format="bgr24")), format="bgr24")
@@ -175,12 +151,11 @@ def live_section(model, prep, checkpoint: str) -> None:
 
     @st.fragment(run_every=1.0)
     def live_readout():
-        with live.lock:
-            faces, frames = list(live.faces), live.frames
+        faces, frames, ms = live.snapshot()
         if not frames:
             st.caption("Press START and allow the camera; results appear here.")
             return
-        st.caption(f"{frames} frames analysed, {live.ms:.0f} ms per frame, {len(faces)} face(s) in view")
+        st.caption(f"{frames} frames analysed, {ms:.0f} ms per frame, {len(faces)} face(s) in view")
         for j, o in enumerate(faces[:4]):
             st.markdown(f"**Face {j + 1}: {o['label']}** ({o['confidence']:.0%}, {o['frames']} frames)")
             st.plotly_chart(prob_bars(dict(zip(live.live.smoother.classes, o["probabilities"]))),

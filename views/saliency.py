@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
-from fer_core import interpret
+from fer_core import interpret, picks
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
@@ -65,13 +65,13 @@ def face_label(k: int) -> str:
 
 
 def choose(candidates, mode: str):
-    """A face index among `candidates` (at most 500 listed), or None with a message when there are none.
-    The face is kept in the URL (?face=) and across pages; the widget is redrawn when the view changes."""
+    """A face index among `candidates` (at most picks.MAX_LISTED listed), or None with a message when there are
+    none. The face is kept in the URL (?face=) and across pages; the widget is redrawn when the view changes."""
     if len(candidates) == 0:
         st.info("No face in this split matches that choice.")
         keep("sal_face", "face", None)
         return None
-    options = [int(k) for k in candidates[:500]]
+    options = [int(k) for k in candidates[: picks.MAX_LISTED]]
     key = f"sal_face_{mode}.{vid}"
     restore(key, "face", int, lambda k: k in options, memo="sal_face")
     k = st.selectbox(f"Face ({len(candidates)} match)", options, format_func=face_label, key=key)
@@ -88,24 +88,20 @@ def class_box(label: str, key: str, param: str, default: int = 0) -> int:
     return k
 
 
-tab_face, tab_avg = st.tabs(["Explain a face", "Class averages"])
-
-with tab_face:
+def sent_face():
+    """The face sent from the Confusion Matrix (or in a shared link), if it belongs to this view."""
     sent = ss.get("saliency_face")
-    if sent is None and st.query_params.get("pick") == "sent":
-        try:  # a reloaded or shared link of a face sent from the Confusion Matrix
-            sent = {"data": ctx.data, "split": ctx.split, "index": int(st.query_params["face"]), "view": vid,
-                    "origin": "link"}
-        except (KeyError, ValueError):
-            sent = None
-    if sent and "view" not in sent:
-        sent = {**sent, "view": vid}  # sent without one (from code or a test): it belongs to the current view
-    if sent and ((sent.get("data"), sent.get("split")) != (ctx.data, ctx.split) or sent.get("view", vid) != vid
-                 or not 0 <= int(sent["index"]) < len(faces)):
-        sent = None  # sent for another checkpoint, data source or split: its origin no longer holds
-        ss.pop("saliency_face", None)
+    if sent is None and st.query_params.get("pick") == "sent":  # a reloaded or shared link of a sent face
+        sent = {"data": ctx.data, "split": ctx.split, "index": st.query_params.get("face"), "origin": "link"}
+    sent = picks.sent_face(sent, ctx.data, ctx.split, vid, len(faces))
     if sent:
         ss["saliency_face"] = sent
+    else:
+        ss.pop("saliency_face", None)  # sent for another checkpoint, data source or split
+    return sent
+
+
+def pick_mode(sent) -> str:
     modes = [m for m in MODES if m != "sent" or sent]
     restore("sal_mode", "pick", str, lambda m: m in modes)
     if ss.get("sal_mode") not in modes:
@@ -115,163 +111,199 @@ with tab_face:
     for param in ("cls", "true", "pred", "ok", "seed"):  # settings of the other pickers leave the URL
         if param not in {"class": ("cls",), "cell": ("true", "pred"), "ok": ("ok",), "random": ("seed",)}.get(mode, ()):
             keep(f"_url_{param}", param, None)
-    if mode in ("upload",):
+    if mode == "upload":
         keep("sal_face", "face", None)
-    face, true, idx = None, None, None
+    return mode
+
+
+def pick_index(mode: str, sent):
+    """The chosen face's index in the split for every mode but upload (None: nothing chosen)."""
     if mode == "sent":
-        idx = int(sent["index"])
-        keep("sal_face", "face", idx)
+        keep("sal_face", "face", int(sent["index"]))
         st.caption(f"Sent from the {sent.get('origin', 'Confusion Matrix')}." if sent.get("origin") != "link"
                    else "Face from a link.")
-    elif mode == "class":
-        k = class_box("True class", "sal_class", "cls")
-        idx = choose(np.flatnonzero(preds.true == k), "class")
-    elif mode == "cell":
+        return int(sent["index"])
+    if mode == "class":
+        return choose(picks.of_class(preds, class_box("True class", "sal_class", "cls")), "class")
+    if mode == "cell":
+        ti0, pj0 = picks.most_confused_pair(preds)  # default: the most confused pair
         a, b = st.columns(2)
-        top = interpret.most_confused(interpret.confusion(preds.true, preds.pred)[0], k=1)
-        ti0, pj0 = (top[0]["true"], top[0]["pred"]) if top else (0, 0)  # default: the most confused pair
         with a:
             ti = class_box("True class", "sal_cell_true", "true", ti0)
         with b:
             pj = class_box("Predicted class", "sal_cell_pred", "pred", pj0)
-        idx = choose(interpret.cell_samples(preds, ti, pj), "cell")
-    elif mode == "ok":
+        return choose(picks.of_cell(preds, ti, pj), "cell")
+    if mode == "ok":
         restore("sal_ok", "ok", {"0": "Incorrect", "1": "Correct"}.__getitem__)
         ok = st.radio("Prediction", ["Incorrect", "Correct"], horizontal=True, key="sal_ok") == "Correct"
         keep("sal_ok", "ok", "Correct" if ok else "Incorrect", lambda v: "1" if v == "Correct" else "0")
-        cand = np.flatnonzero((preds.pred == preds.true) == ok)
-        idx = choose(cand[np.argsort(-preds.confidence[cand], kind="stable")], "ok")
-    elif mode == "random":
-        if "sal_random_seed" not in ss and "seed" in st.query_params:
-            ss["sal_random_seed"] = int(st.query_params["seed"]) if st.query_params["seed"].isdigit() else 0
-        if st.button("Another random face", key="sal_random_btn"):
-            ss["sal_random_seed"] = ss.get("sal_random_seed", 0) + 1
-        keep("sal_random_seed", "seed", ss.get("sal_random_seed", 0))
-        idx = int(np.random.default_rng(ss.get("sal_random_seed", 0)).integers(len(faces)))
-        keep("sal_face", "face", idx)
+        return choose(picks.of_outcome(preds, ok), "ok")
+    # random
+    if "sal_random_seed" not in ss and "seed" in st.query_params:
+        ss["sal_random_seed"] = int(st.query_params["seed"]) if st.query_params["seed"].isdigit() else 0
+    if st.button("Another random face", key="sal_random_btn"):
+        ss["sal_random_seed"] = ss.get("sal_random_seed", 0) + 1
+    keep("sal_random_seed", "seed", ss.get("sal_random_seed", 0))
+    idx = picks.random_face(len(faces), ss.get("sal_random_seed", 0))
+    keep("sal_face", "face", idx)
+    return idx
+
+
+def uploaded_face():
+    up = st.file_uploader("A face photo (cropped to the face works best)", key="sal_upload")
+    if up is None:
+        return None
+    try:
+        return to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS))
+    except DataError as e:
+        st.error(str(e))
+        return None
+
+
+def show_face(face, probs, label: str) -> None:
+    pred = int(probs.argmax())
+    c1, c2 = st.columns([1, 3])
+    c1.image(interpret.upscale(face, 3), caption=label)
+    fig = px.bar(x=probs, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
+                 labels={"x": "probability", "y": ""})
+    fig.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis=dict(categoryorder="array",
+                                                                    categoryarray=list(CLASSES)[::-1]))
+    fig.update_traces(marker_color=["#d62728" if k == pred else "#1f77b4" for k in range(len(CLASSES))])
+    c2.plotly_chart(fig, width="stretch", key="sal_probs")
+
+
+SETTING_PARAMS = {"baseline": "baseline", "ig_steps": "steps", "noise": "noise", "nt_samples": "samples",
+                  "window": "window"}  # method setting -> its URL parameter
+
+
+def method_settings(methods) -> dict:
+    """The settings the chosen methods read, each kept in the URL (the others leave it)."""
+    needed = {n for m in methods for n in interpret.METHOD_SETTINGS[m]}
+    opts = {}
+    if needed:
+        with st.expander("Method settings", expanded=False):
+            cols = dict(zip(SETTING_PARAMS, st.columns(5)))
+            widgets = {
+                "baseline": lambda c: c.selectbox(
+                    "Baseline", list(interpret.BASELINES), format_func=interpret.BASELINES.get, key="sal_baseline",
+                    help="What a removed pixel becomes (IG, DeepLift, GradientSHAP, occlusion)"),
+                "ig_steps": lambda c: c.slider("IG steps", 4, 128, 32, key="sal_steps",
+                                               help="Integrated Gradients path steps"),
+                "noise": lambda c: c.slider("Noise level", 0.0, 0.5, 0.15, 0.05, key="sal_noise",
+                                            help="SmoothGrad and GradientSHAP: noise as a share of the face's value range"),
+                "nt_samples": lambda c: c.slider("Samples", 4, 64, 16, 4, key="sal_samples",
+                                                 help="SmoothGrad and GradientSHAP samples"),
+                "window": lambda c: c.slider("Occlusion window", 2, 16, 6, key="sal_window",
+                                             help="pixels; stride is half of it"),
+            }
+            parse = {"baseline": str, "ig_steps": int, "noise": float, "nt_samples": int, "window": int}
+            for name, param in SETTING_PARAMS.items():
+                if name in needed:
+                    restore(f"sal_{param}", param, parse[name],
+                            lambda v, n=name: v in interpret.BASELINES if n == "baseline" else v >= 0)
+                    opts[name] = widgets[name](cols[name])
+                    keep(f"sal_{param}", param, opts[name])
+    for name, param in SETTING_PARAMS.items():
+        if name not in needed:
+            keep(f"_url_{param}", param, None)
+    return opts
+
+
+def show_trust(col, tr: dict, face, t: int, alpha: float) -> None:
+    col.metric("Faithfulness", f"{tr['score']:+.2f}", help=(
+        "Mean of the deletion and insertion gains: how much faster p(class) falls when the most "
+        "salient pixels are replaced by the training mean, and rises when only they are shown, "
+        "than with random pixels. > 0: the map ranks pixels better than chance."))
+    col.caption(f"deletion AUC {tr['deletion_auc']:.2f} (random {tr['deletion_random_auc']:.2f}) · "
+                f"insertion AUC {tr['insertion_auc']:.2f} (random {tr['insertion_random_auc']:.2f})")
+    # a verdict, not a change: a badge rather than a metric delta (whose arrow reads as "up")
+    col.metric("Randomization ρ", f"{tr['sanity_spearman']:.2f}",
+               help="Spearman correlation with the map of the same network with random weights "
+                    f"(Adebayo et al., 2018). Below {interpret.SANITY_MAX_RHO} passes; a high "
+                    "value means the map barely depends on what the model learned.")
+    col.markdown(":green-badge[passes]" if tr["sanity_passed"] else ":red-badge[fails]")
+    col.image(interpret.overlay(face, tr["random_map"], alpha, scale=1), width=72, caption="random-weights map")
+    with col.popover("Deletion / insertion curves"):
+        st.line_chart(pd.DataFrame({
+            "deletion": tr["deletion_curve"], "deletion, random pixels": tr["deletion_random_curve"],
+            "insertion": tr["insertion_curve"], "insertion, random pixels": tr["insertion_random_curve"],
+        }, index=pd.Index(np.round(tr["fractions"], 3), name="fraction of pixels")), height=240)
+        st.caption(f"p({CLASSES[t]}) as pixels are replaced by the training mean (deletion) or "
+                   "revealed on it (insertion), most salient first, against random pixel orders.")
+
+
+def show_method(method: str, opts: dict, face, targets, probs, true, alpha: float, with_trust: bool) -> None:
+    """One method's maps, predicted and true (or chosen) class side by side, each with its trust scores."""
+    pred = int(probs.argmax())
+    m_opts = tuple(sorted((n, v) for n, v in opts.items() if n in interpret.METHOD_SETTINGS[method]))
+    st.markdown(f"**{interpret.METHOD_NAMES[method]}**"
+                + (" · " + ", ".join(f"{n.replace('_', ' ')} {v}" for n, v in m_opts) if m_opts else ""))
+    cols = st.columns(4)  # (map, scores) per target: predicted and true side by side
+    for n, t in enumerate(targets):
+        smap, tr, err, ms = explain(ctx.checkpoint, ckpt_key, face, int(t), method, with_trust, m_opts)
+        img_col, score_col = cols[2 * n], cols[2 * n + 1]
+        kind = "predicted" if t == pred else ("true" if t == true else "chosen")
+        if err:
+            img_col.error(err)
+            continue
+        img_col.image(interpret.overlay(face, smap, alpha), caption=f"{CLASSES[t]} ({kind}), p={probs[t]:.2f}")
+        img_col.image(interpret.colorbar("jet", 192, 10), width=192,
+                      caption="importance: low → high (to the map's 99th percentile)")
+        img_col.caption(picks.region_caption(smap) + f" · {ms:.0f} ms")  # eyes/brows, nose, mouth, other
+        if tr is not None:
+            show_trust(score_col, tr, face, t, alpha)
+
+
+def explain_face(face, true, idx) -> None:
+    label = face_label(idx) if idx is not None else "uploaded face"
+    # the Filters page offers this face too; its label there names no prediction, which it does not show
+    ss["interp_face"] = {"face": face, "data": ctx.data if idx is not None else None,
+                         "label": f"#{idx} · true {CLASSES[true]}" if idx is not None else "uploaded face"}
+    probs = interpret.predict_proba_face(model, prep, face)
+    pred = int(probs.argmax())
+    show_face(face, probs, label)
+    o1, o2, o3 = st.columns([2, 2, 1])
+    restore("sal_methods", "methods", lambda v: [m for m in v.split(",") if m in interpret.METHODS])
+    methods = o1.multiselect("Methods", interpret.METHODS, default=["vanilla", "gradcam"],
+                             format_func=interpret.METHOD_NAMES.get, key="sal_methods")
+    keep("sal_methods", "methods", methods, ",".join)
+    restore("sal_target_mode", "target", lambda v: "Choose a class" if v in CLASS_OF else "Predicted vs true")
+    target_mode = o2.radio("Target class", ["Predicted vs true", "Choose a class"], horizontal=True,
+                           key="sal_target_mode")
+    restore("sal_alpha", "alpha", float, lambda a: 0 <= a <= 1)
+    alpha = o3.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="sal_alpha")
+    keep("sal_alpha", "alpha", alpha, lambda a: f"{a:.2f}")
+    chosen = None
+    if target_mode == "Choose a class":
+        chosen = class_box("Class to explain", "sal_target", "target", pred)
     else:
-        up = st.file_uploader("A face photo (cropped to the face works best)", key="sal_upload")
-        if up is not None:
-            try:
-                face = to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS))
-            except DataError as e:
-                st.error(str(e))
-    if idx is not None:
-        face, true = faces.x[idx], int(faces.y[idx])
+        keep("sal_target", "target", None)
+    targets = picks.targets(pred, true, chosen)
+    restore("sal_trust", "trust", lambda v: v == "1")
+    with_trust = st.toggle("Trust scores (deletion/insertion and the randomization check; slower)", value=True,
+                           key="sal_trust")
+    keep("sal_trust", "trust", with_trust, lambda v: "1" if v else "0")
+    opts = method_settings(methods)
+    if true is not None and true == pred and target_mode != "Choose a class":
+        st.caption("The prediction is correct, so predicted and true class are the same map.")
+    for method in methods:
+        show_method(method, opts, face, targets, probs, true, alpha, with_trust)
+
+
+tab_face, tab_avg = st.tabs(["Explain a face", "Class averages"])
+
+with tab_face:
+    sent = sent_face()
+    mode = pick_mode(sent)
+    if mode == "upload":
+        face, true, idx = uploaded_face(), None, None
+    else:
+        idx = pick_index(mode, sent)
+        face, true = (faces.x[idx], int(faces.y[idx])) if idx is not None else (None, None)
     if face is None:
         st.caption("Pick a face above to explain it.")
     else:
-        label = face_label(idx) if idx is not None else "uploaded face"
-        # the Filters page offers this face too; its label there names no prediction, which it does not show
-        ss["interp_face"] = {"face": face, "data": ctx.data if idx is not None else None,
-                             "label": f"#{idx} · true {CLASSES[true]}" if idx is not None else "uploaded face"}
-        probs = interpret.predict_proba_face(model, prep, face)
-        pred = int(probs.argmax())
-        c1, c2 = st.columns([1, 3])
-        c1.image(interpret.upscale(face, 3), caption=label)
-        fig = px.bar(x=probs, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
-                     labels={"x": "probability", "y": ""})
-        fig.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis=dict(categoryorder="array",
-                                                                        categoryarray=list(CLASSES)[::-1]))
-        fig.update_traces(marker_color=["#d62728" if k == pred else "#1f77b4" for k in range(len(CLASSES))])
-        c2.plotly_chart(fig, width="stretch", key="sal_probs")
-
-        o1, o2, o3 = st.columns([2, 2, 1])
-        restore("sal_methods", "methods", lambda v: [m for m in v.split(",") if m in interpret.METHODS])
-        methods = o1.multiselect("Methods", interpret.METHODS, default=["vanilla", "gradcam"],
-                                 format_func=interpret.METHOD_NAMES.get, key="sal_methods")
-        keep("sal_methods", "methods", methods, ",".join)
-        restore("sal_target_mode", "target", lambda v: "Choose a class" if v in CLASS_OF else "Predicted vs true")
-        target_mode = o2.radio("Target class", ["Predicted vs true", "Choose a class"], horizontal=True,
-                               key="sal_target_mode")
-        restore("sal_alpha", "alpha", float, lambda a: 0 <= a <= 1)
-        alpha = o3.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="sal_alpha")
-        keep("sal_alpha", "alpha", alpha, lambda a: f"{a:.2f}")
-        if target_mode == "Choose a class":
-            targets = [class_box("Class to explain", "sal_target", "target", pred)]
-        else:
-            targets = [pred] + ([true] if true is not None and true != pred else [])
-            keep("sal_target", "target", None)
-        restore("sal_trust", "trust", lambda v: v == "1")
-        with_trust = st.toggle("Trust scores (deletion/insertion and the randomization check; slower)", value=True,
-                               key="sal_trust")
-        keep("sal_trust", "trust", with_trust, lambda v: "1" if v else "0")
-
-        # method settings: only those the chosen methods read, each kept in the URL
-        needed = {n for m in methods for n in interpret.METHOD_SETTINGS[m]}
-        opts = {}
-        if needed:
-            with st.expander("Method settings", expanded=False):
-                s1, s2, s3, s4, s5 = st.columns(5)
-                specs = {  # name: (column, param, widget)
-                    "baseline": (s1, "baseline", lambda c: c.selectbox(
-                        "Baseline", list(interpret.BASELINES), format_func=interpret.BASELINES.get, key="sal_baseline",
-                        help="What a removed pixel becomes (IG, DeepLift, GradientSHAP, occlusion)")),
-                    "ig_steps": (s2, "steps", lambda c: c.slider(
-                        "IG steps", 4, 128, 32, key="sal_steps", help="Integrated Gradients path steps")),
-                    "noise": (s3, "noise", lambda c: c.slider(
-                        "Noise level", 0.0, 0.5, 0.15, 0.05, key="sal_noise",
-                        help="SmoothGrad and GradientSHAP: noise as a share of the face's value range")),
-                    "nt_samples": (s4, "samples", lambda c: c.slider(
-                        "Samples", 4, 64, 16, 4, key="sal_samples", help="SmoothGrad and GradientSHAP samples")),
-                    "window": (s5, "window", lambda c: c.slider(
-                        "Occlusion window", 2, 16, 6, key="sal_window", help="pixels; stride is half of it")),
-                }
-                parse = {"baseline": str, "ig_steps": int, "noise": float, "nt_samples": int, "window": int}
-                for name, (col, param, widget) in specs.items():
-                    if name in needed:
-                        restore(f"sal_{param}", param, parse[name],
-                                lambda v, n=name: v in interpret.BASELINES if n == "baseline" else v >= 0)
-                        opts[name] = widget(col)
-                        keep(f"sal_{param}", param, opts[name])
-        for name, (param) in (("baseline", "baseline"), ("ig_steps", "steps"), ("noise", "noise"),
-                              ("nt_samples", "samples"), ("window", "window")):
-            if name not in needed:
-                keep(f"_url_{param}", param, None)
-        if true is not None and true == pred and target_mode != "Choose a class":
-            st.caption("The prediction is correct, so predicted and true class are the same map.")
-
-        for method in methods:
-            m_opts = tuple(sorted((n, v) for n, v in opts.items() if n in interpret.METHOD_SETTINGS[method]))
-            st.markdown(f"**{interpret.METHOD_NAMES[method]}**"
-                        + (" · " + ", ".join(f"{n.replace('_', ' ')} {v}" for n, v in m_opts) if m_opts else ""))
-            cols = st.columns(4)  # (map, scores) per target: predicted and true side by side
-            for n, t in enumerate(targets):
-                smap, tr, err, ms = explain(ctx.checkpoint, ckpt_key, face, int(t), method, with_trust, m_opts)
-                img_col, score_col = cols[2 * n], cols[2 * n + 1]
-                kind = "predicted" if t == pred else ("true" if t == true else "chosen")
-                if err:
-                    img_col.error(err)
-                    continue
-                img_col.image(interpret.overlay(face, smap, alpha), caption=f"{CLASSES[t]} ({kind}), p={probs[t]:.2f}")
-                img_col.image(interpret.colorbar("jet", 192, 10), width=192,
-                              caption="importance: low → high (to the map's 99th percentile)")
-                shares = zip(interpret.region_masks(), interpret.region_shares(smap))  # eyes/brows, nose, mouth, other
-                img_col.caption(" · ".join(f"{r.replace('_', '/')} {v:.0%}" for r, v in shares) + f" · {ms:.0f} ms")
-                if tr is None:
-                    continue
-                score_col.metric("Faithfulness", f"{tr['score']:+.2f}", help=(
-                    "Mean of the deletion and insertion gains: how much faster p(class) falls when the most "
-                    "salient pixels are replaced by the training mean, and rises when only they are shown, "
-                    "than with random pixels. > 0: the map ranks pixels better than chance."))
-                score_col.caption(f"deletion AUC {tr['deletion_auc']:.2f} (random {tr['deletion_random_auc']:.2f}) · "
-                                  f"insertion AUC {tr['insertion_auc']:.2f} (random {tr['insertion_random_auc']:.2f})")
-                passed = tr["sanity_passed"]
-                # a verdict, not a change: a badge rather than a metric delta (whose arrow reads as "up")
-                score_col.metric("Randomization ρ", f"{tr['sanity_spearman']:.2f}",
-                                 help="Spearman correlation with the map of the same network with random weights "
-                                      f"(Adebayo et al., 2018). Below {interpret.SANITY_MAX_RHO} passes; a high "
-                                      "value means the map barely depends on what the model learned.")
-                score_col.markdown(":green-badge[passes]" if passed else ":red-badge[fails]")
-                score_col.image(interpret.overlay(face, tr["random_map"], alpha, scale=1), width=72,
-                                caption="random-weights map")
-                with score_col.popover("Deletion / insertion curves"):
-                    st.line_chart(pd.DataFrame({
-                        "deletion": tr["deletion_curve"], "deletion, random pixels": tr["deletion_random_curve"],
-                        "insertion": tr["insertion_curve"], "insertion, random pixels": tr["insertion_random_curve"],
-                    }, index=pd.Index(np.round(tr["fractions"], 3), name="fraction of pixels")), height=240)
-                    st.caption(f"p({CLASSES[t]}) as pixels are replaced by the training mean (deletion) or "
-                               "revealed on it (insertion), most salient first, against random pixel orders.")
+        explain_face(face, true, idx)
 
 with tab_avg:
     st.caption("Faces are aligned, so averaging normalized maps shows where the model looks for each expression. "
