@@ -67,3 +67,24 @@ def dashboard_server(log: Path, **env):
             proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+
+
+def app_tracebacks(log: str) -> list[str]:
+    """The tracebacks in a dashboard server's log, less Streamlit's own websocket teardown noise: its starlette
+    server logs WebSocketDisconnected ("Need to call accept first", "Cannot call send once a close message has
+    been sent") when a browser closes mid-handshake, in no frame of ours. Anything else (a page error, an error in
+    a video callback) stays, with its last line."""
+    found, lines, i = [], log.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("Traceback (most recent call last):"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith((" ", "\t")) or not lines[j].strip()):
+                j += 1
+            block = "\n".join(lines[i : j + 1])  # frames and the exception line
+            ours = any(s in block for s in ("views/", "app_common.py", "fer_core/", "dashboard.py"))
+            teardown = j < len(lines) and lines[j].startswith("starlette.websockets.WebSocketDisconnected")
+            if ours or not teardown:
+                found.append(block)
+            i = j
+        i += 1
+    return found

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import ARGS, CHROMIUM, ROOT, dashboard_server, require_browser  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, app_tracebacks, ROOT, dashboard_server, require_browser  # noqa: E402
 
 # README screenshots are refreshed with FER_SCREENSHOTS=docs/screenshots; by default they go to a temp dir
 # so a test run leaves the tracked tree alone.
@@ -109,7 +109,7 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
     page.get_by_text("epoch 2/2").first.wait_for()  # the live view of the (newest) run
     page.get_by_text("completed", exact=True).first.wait_for()
     assert_no_exception(page, "Train after reload")
-    assert "Traceback" not in server["log"].read_text()
+    assert not app_tracebacks(server["log"].read_text())
 
 
 def assert_not_cut_off(page):
