@@ -153,6 +153,8 @@ def main():
     ap.add_argument("--recipe", default=None, choices=sorted(RECIPES),
                     help="model, model arguments and precision settings (default: 'cpu' on a CPU, 'report' on a GPU)")
     ap.add_argument("--model", default=None, help="another model than the recipe's (its default arguments)")
+    ap.add_argument("--model-args", default=None, type=json.loads,
+                    help='JSON object of model arguments, e.g. \'{"width": 32, "depths": [1, 2, 2, 2]}\'')
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=None, help="default 256 on CUDA, the recipe's on CPU")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on CUDA, 15 on CPU)")
@@ -164,6 +166,8 @@ def main():
     cuda = device.type == "cuda"
     recipe = a.recipe or ("report" if cuda else "cpu")
     over = {"model": a.model, "model_args": {}} if a.model else {}
+    if a.model_args is not None:
+        over["model_args"] = a.model_args
     cfg = recipe_config(recipe, data=str(a.data), **over)
     settings = trainer_settings(cfg, device.type)
     batch = a.batch_size or (256 if cuda else cfg.batch_size)
