@@ -69,9 +69,9 @@ class TrainConfig:
     device: str = option("auto", "auto, cuda, cuda:N, mps or cpu", "Device")
     max_train_samples: int | None = option(None, "train on a random subset of this many faces",
                                            "Training samples", lo=1, step=500, placeholder="all")
-    val_split: str = option("val", "split scored every epoch: public_test or private_test (FER2013's), or the "
-                            "source's val or test; 'val' is read from test/ (with a warning) where a source has no "
-                            "val split", "Validate on", choices=tuple(s for s in SPLIT_NAMES if s != "train"))
+    val_split: str = option("public_test", "split scored every epoch: public_test or private_test (FER2013's), "
+                            "or the source's own val or test ('val' is read from test, with a warning, where a source "
+                            "has no val split)", "Validate on", choices=tuple(s for s in SPLIT_NAMES if s != "train"))
     momentum: float = option(0.9, "SGD momentum (Nesterov, so above 0)", "SGD momentum", section="advanced",
                              lo=0.01, hi=0.999, step=0.01)
     checkpoint_every: int = option(1, "epochs between last.pt saves (a long GPU run saves less often)",

@@ -79,8 +79,8 @@ def resolve_stored(split: str, present: set[str], source) -> Resolved:
         if layout_3 or "test" not in present:
             return Resolved(split, "val", "PublicTest" if layout_3 else "")
         note = ("" if split == "public_test" else
-                f"{source} has no val split: val is read from test/, which holds PublicTest in Kaggle's image-folder "
-                "layout (the same faces as split 'test' here)")
+                f"{source} has no val split: val is read from its test split, PublicTest (as in Kaggle's image-folder "
+                "download); the same faces as split 'test' here. Name it public_test to say so")
         return Resolved(split, "test", "PublicTest", note)
     if split == "test":
         return Resolved(split, "test", "PrivateTest" if layout_3 else "PublicTest")

@@ -95,12 +95,21 @@ def test_label():
 
 
 def test_the_resolved_split_is_recorded_by_trainer_and_evaluate(tmp_path, tiny_checkpoint, synth_npz):
-    # tiny_checkpoint trained on synth_npz (train/test only) with the default val_split "val": a fallback
-    run = tiny_checkpoint.parent
+    # tiny_checkpoint trained on synth_npz (train/test only) with the default val_split, public_test: test/ read
+    # as FER2013's PublicTest, no fallback
+    data = json.loads((tiny_checkpoint.parent / "config.json").read_text())["data"]
+    assert data["val_split"] == "public_test"
+    assert data["val_split_resolved"] == {"requested": "public_test", "stored": "test", "usage": "PublicTest", "note": ""}
+    # asking for "val" in the same source is a fallback: logged in train.log and recorded in config.json
+    from fer_core.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(synth_npz), model="mini_cnn", model_args={"width": 4}, epochs=1, batch_size=50,
+                      max_train_samples=100, augment=False, device="cpu", val_split="val")
+    with pytest.warns(SplitFallbackWarning):
+        run = train(cfg, out_dir=str(tmp_path), run_dir="val")
     data = json.loads((run / "config.json").read_text())["data"]
-    assert data["val_split"] == "val"
     assert data["val_split_resolved"]["stored"] == "test" and "no val split" in data["val_split_resolved"]["note"]
-    assert "note: " in (run / "train.log").read_text()
+    assert "note: " in (run / "train.log").read_text() and "no val split" in (run / "train.log").read_text()
     from fer_core.evaluate import evaluate, format_report
 
     m = evaluate(tiny_checkpoint, synth_npz, "test")
