@@ -2,8 +2,8 @@
 import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
-from fer_core import interpret
-from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
+from fer_core import interpret, render
+from fer_core.data import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Filters")
@@ -46,7 +46,7 @@ if source == "Face from the Saliency page":
     face, label = sent["face"], sent["label"]
 elif source == "Face of this split":
     k = st.number_input(f"Face index (0-{len(faces) - 1})", 0, len(faces) - 1, 0, key="flt_index")
-    face, label = faces.x[k], f"#{k} · {CLASSES[int(faces.y[k])]}"
+    face, label = render.split_face(faces.x, faces.y, k)
 else:
     up = st.file_uploader("A face photo", key="flt_upload")
     if up is not None:
@@ -67,13 +67,11 @@ t1, t2 = st.columns(2)
 n_faces = t1.slider("Faces to scan", min(50, len(faces)), len(faces), min(len(faces), 2000), key="flt_n_faces")
 k = t2.slider("Patches per filter", 1, 16, 8, key="flt_k")
 top = cached_top_patches(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, n_faces, k, activation)
-f = st.selectbox("Filter", range(n_filters), key="flt_filter",
-                 format_func=lambda i: f"filter {i} (peak response {top.values[i, 0]:.2f})")
+f = st.selectbox("Filter", range(n_filters), key="flt_filter", format_func=lambda i: render.filter_choice(top, i))
+detail = render.filter_detail(weights, top, f)
 c1, c2 = st.columns([1, 5])
-c1.image(interpret.filter_grid(weights[f : f + 1], ncols=1, scale=24), width=72, caption=f"filter {f}")
-# every patch at the same displayed size, whatever the column width
-c2.image([interpret.upscale(p, 8) for p in top.patches[f]], width=72,
-         caption=[f"#{i} · {v:.2f}" for i, v in zip(top.face_index[f], top.values[f])])
+c1.image(detail.kernel, width=72, caption=f"filter {f}")
+c2.image(detail.patches, width=72, caption=detail.captions)  # every patch at the same displayed size
 with st.expander("All filters: weights and top patches"):
     st.image(interpret.filter_rows(weights, top.patches, top.values, size=48, pad=6),
              caption="one labelled row per filter: its kernel, then its top patches (strongest first, response "

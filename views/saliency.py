@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
-from fer_core import interpret, picks
+from fer_core import interpret, picks, render
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
@@ -320,8 +320,7 @@ with tab_avg:
     if st.toggle("Compute class averages", key="avg_on"):
         avg = cached_class_average(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, avg_method, per_class,
                                    target_kind)
-        mean_faces = [faces.x[faces.y == k].mean(0) if (faces.y == k).any() else np.zeros((48, 48))
-                      for k in range(len(CLASSES))]
+        mean_faces = render.class_mean_faces(faces.x, faces.y)
         cols = st.columns(len(CLASSES))
         for k, col in enumerate(cols):
             col.image(interpret.overlay(mean_faces[k], avg.maps[k], 0.6, scale=2),

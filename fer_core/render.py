@@ -1,0 +1,50 @@
+"""What the Filters page (and the Saliency page's class averages) show, composed from fer_core results without
+Streamlit: one filter's kernel and top patches at a common size with their captions, a face of a split with its
+label, the mean face of each class. The image primitives (colormaps, mosaics) are in fer_core.interpret."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import CLASSES
+from .interpret import TopPatches, filter_grid, upscale
+
+
+@dataclass
+class FilterDetail:
+    kernel: np.ndarray  # (kh * kernel_scale, kw * kernel_scale, 3) uint8, blue-white-red like filter_grid
+    patches: list[np.ndarray]  # k x (P * patch_scale, P * patch_scale) uint8, strongest first
+    captions: list[str]  # "#face · response" under each patch
+
+
+def filter_detail(weights, top: TopPatches, f: int, kernel_scale: int = 24, patch_scale: int = 8) -> FilterDetail:
+    """Filter f's kernel and its top-activating patches, each enlarged (nearest neighbour) so they keep one
+    displayed size whatever the column width, and captioned with the face they come from and the response."""
+    weights = np.asarray(weights)
+    if not 0 <= f < len(weights):
+        raise IndexError(f"filter {f} of {len(weights)}")
+    kernel = filter_grid(weights[f : f + 1], ncols=1, scale=kernel_scale)
+    patches = [upscale(p, patch_scale) for p in top.patches[f]]
+    captions = [f"#{i} · {v:.2f}" for i, v in zip(top.face_index[f], top.values[f])]
+    return FilterDetail(kernel, patches, captions)
+
+
+def filter_choice(top: TopPatches, f: int) -> str:
+    """A filter in the picker: "filter 3 (peak response 1.25)", its strongest response over the faces scanned."""
+    return f"filter {f} (peak response {top.values[f, 0]:.2f})"
+
+
+def split_face(x, y, k: int, classes=CLASSES) -> tuple[np.ndarray, str]:
+    """(face k of a split, "#k · class")."""
+    return x[k], f"#{k} · {classes[int(y[k])]}"
+
+
+def class_mean_faces(x, y, n_classes: int = len(CLASSES)) -> np.ndarray:
+    """The mean face of each class -> (C, H, W) float64; zeros for a class without faces."""
+    x, y = np.asarray(x), np.asarray(y)
+    out = np.zeros((n_classes, *x.shape[1:]))
+    for k in range(n_classes):
+        if (y == k).any():
+            out[k] = x[y == k].mean(0)
+    return out
