@@ -182,13 +182,17 @@ def class_counts(path, split: str = "train") -> dict[str, int]:
 
 def available_splits(path) -> list[str]:
     """The source's own splits, each once (train, val, test: no val that would only repeat test/), cheaply
-    (a listing or the label column); `resolve_split` names the FER2013 split each holds."""
+    (one listing, or the CSV's label column); `resolve_split` names the FER2013 split each holds."""
+    p = Path(path)
+    try:
+        kind = source_kind(p)
+        present = {"train", "val", "test"} if kind == "csv" else stored_splits(p, kind)  # CSV: by its Usage rows
+    except DataError:
+        return []
     out = []
     for s in ("train", "val", "test"):
         try:
-            if resolve_split(path, s).note:  # read from another split: not one of its own
-                continue
-            if sum(class_counts(path, s).values()) > 0:
+            if s in present and sum(class_counts(p, s).values()) > 0:
                 out.append(s)
         except DataError:
             pass

@@ -18,6 +18,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 
+from .images import DataError
+
 SPLITS = ("train", "public_test", "private_test")  # FER2013's Training, PublicTest, PrivateTest
 ALIASES = ("val", "test")  # the source's own validation and test splits (see above)
 SPLIT_NAMES = SPLITS + ALIASES  # every name load_split accepts
@@ -55,8 +57,6 @@ def split_of_dir(name: str) -> str | None:
 
 
 def check_name(split: str, source) -> None:
-    from .images import DataError
-
     if split not in SPLIT_NAMES:
         raise DataError(f"{source}: unknown split '{split}' (use one of {', '.join(SPLIT_NAMES)})")
 
@@ -70,8 +70,6 @@ def resolve_csv(split: str) -> Resolved:
 
 def resolve_stored(split: str, present: set[str], source) -> Resolved:
     """For a folder, zip or .npz holding the stored splits `present` (a subset of train/val/test)."""
-    from .images import DataError
-
     layout_3 = "val" in present  # train/val/test: read as the CSV (val PublicTest, test PrivateTest)
     if split == "train":
         return Resolved(split, "train", "Training")
