@@ -63,6 +63,12 @@ class TrainConfig:
     normalize: str = option("pixel", "pixel: per-pixel mean/std of the training set; global: one mean/std; "
                             "none: /255 only", "Normalization", choices=NORM_MODES)
     label_smoothing: float = option(0.0, "label smoothing", "Label smoothing", lo=0.0, hi=0.99, step=0.05)
+    low_res: int = option(0, "progressive resizing: the first epoch trains on faces resampled to this side in "
+                          "pixels (16-47), growing linearly to 48 over --low-res-epochs epochs; cheaper early "
+                          "epochs, every evaluation at 48 (0: off)",
+                          "Low-resolution start (px)", section="advanced", lo=0, hi=47, step=4)
+    low_res_epochs: int = option(0, "epochs over which the training side grows from --low-res to 48 pixels",
+                                 "Low-resolution epochs", section="advanced", lo=0, step=1)
     warmup_epochs: float = option(0.0, "epochs of linear learning-rate warm-up (at most --epochs)",
                                   "Warm-up epochs", lo=0.0, step=1.0)
     seed: int = option(0, "random seed", "Seed", lo=0, step=1)
@@ -93,9 +99,26 @@ class TrainConfig:
             raise ValueError("--data is required")
         if self.warmup_epochs > self.epochs:
             raise ValueError("--warmup-epochs must be between 0 and --epochs")
+        if self.low_res and self.low_res < 16:
+            raise ValueError("--low-res must be 0 (off) or 16-47 pixels")
+        if self.low_res_epochs > self.epochs:
+            raise ValueError("--low-res-epochs must be between 0 and --epochs")
+        if self.low_res and not self.low_res_epochs:
+            raise ValueError("--low-res needs --low-res-epochs (the epochs over which the side grows to 48)")
         if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError(f"--device must be auto, cuda, cuda:N, mps or cpu, got {self.device!r}")
         check_model_args(self.model, self.model_args)
+
+    def train_size(self, epoch: int) -> int:
+        """Side in pixels of the training faces in epoch `epoch` (0-based): --low-res growing linearly to 48."""
+        if not self.low_res or epoch >= self.low_res_epochs:
+            return 48
+        return round(self.low_res + (48 - self.low_res) * epoch / self.low_res_epochs)
+
+    def epoch_cost(self) -> float:
+        """The training in 48-pixel epochs: an epoch at side s costs (s/48)^2 of one (measured on 2 CPU cores:
+        32 px trains 2.2x faster than 48, 24 px 3.7x)."""
+        return sum((self.train_size(e) / 48) ** 2 for e in range(self.epochs))
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)

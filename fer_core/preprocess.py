@@ -38,8 +38,13 @@ class Preprocess:
         return self
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        """x01: (N, 1, 48, 48) floats in [0, 1]."""
-        return (x01 - self.mean.to(x01.device)) / self.std.to(x01.device)
+        """x01: (N, 1, H, W) floats in [0, 1]; 48x48, or any side for a global mean/std (per-pixel maps are
+        resampled to a low-resolution training batch)."""
+        mean, std = self.mean.to(x01.device), self.std.to(x01.device)
+        if mean.shape[-1] > 1 and mean.shape[-2:] != x01.shape[-2:]:
+            mean = F.interpolate(mean, size=x01.shape[-2:], mode="area")
+            std = F.interpolate(std, size=x01.shape[-2:], mode="area")
+        return (x01 - mean) / std
 
     def __call__(self, faces) -> torch.Tensor:
         if isinstance(faces, np.ndarray):
@@ -63,10 +68,12 @@ class AugmentConfig:
     erase: float = 0.0  # probability of random erasing (applied after normalization)
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None,
+                  size: int | None = None) -> torch.Tensor:
     """Random affine (rotation, zoom, shift, flip) of a whole batch in one grid_sample call.
 
-    x: (B, C, H, W) float on any device; gen must live on the same device.
+    x: (B, C, H, W) float on any device; gen must live on the same device. `size`: the output's side (the
+    same view of the face, resampled; default H), so low-resolution epochs cost nothing extra.
     """
     B, dev = x.shape[0], x.device
     u = torch.rand(B, 5, device=dev, generator=gen)  # (B, 5) uniforms
@@ -79,7 +86,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     theta = torch.stack(
         [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
     )  # (B, 2, 3): output -> input sampling grid
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    out = list(x.shape) if size is None else [*x.shape[:2], size, size]
+    grid = F.affine_grid(theta.to(x.dtype), out, align_corners=False)
     # "border" repeats edge pixels, like Keras' fill_mode="nearest"
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -88,11 +88,11 @@ class Run:
     def eta(self) -> float | None:
         if not self.active:
             return None
-        p = self.progress
+        p, costs = self.progress, epoch_costs(self.hyperparameters, self.epochs)
         if p and p.get("step_seconds"):
             return eta_from_progress(p, self.metrics, self.epochs,
-                                     self.status.get("updated_ts") or parse_time(self.status.get("updated")))
-        return eta_seconds(self.metrics, self.epochs)
+                                     self.status.get("updated_ts") or parse_time(self.status.get("updated")), costs)
+        return eta_seconds(self.metrics, self.epochs, costs=costs)
 
     def summary(self) -> str:
         """State and finished epochs, as the run picker shows them (the runs table and the live panel show the
@@ -246,27 +246,46 @@ def active_runs(runs_dir) -> list[Run]:
 # time left and duration estimates
 
 
-def eta_seconds(metrics: list[dict], epochs: int, window: int = 5) -> float | None:
+def epoch_costs(hp: dict, epochs: int) -> list[float] | None:
+    """Each epoch's cost relative to a 48-pixel epoch for a run with progressive resizing (--low-res); None
+    when every epoch costs the same."""
+    from .config import TrainConfig
+
+    if not hp.get("low_res") or not epochs:
+        return None
+    cfg = TrainConfig(epochs=int(epochs), low_res=int(hp["low_res"]), low_res_epochs=int(hp.get("low_res_epochs") or 0))
+    return [(cfg.train_size(e) / 48) ** 2 for e in range(int(epochs))]
+
+
+def eta_seconds(metrics: list[dict], epochs: int, window: int = 5, costs: list[float] | None = None) -> float | None:
     """Seconds left: mean duration of the last `window` epochs times the epochs still to run
-    (the first epoch is left out once there are others: it carries the start-up cost)."""
+    (the first epoch is left out once there are others: it carries the start-up cost). `costs`: each epoch's
+    relative cost (epoch_costs), so that cheap low-resolution epochs do not shorten the estimate of the rest."""
     if not metrics or not epochs:
         return None
-    secs = [float(m["seconds"]) for m in metrics if m.get("seconds") is not None]
+    costs = costs or [1.0] * int(epochs)
+    cost = lambda e: costs[min(max(int(e), 1), len(costs)) - 1]  # noqa: E731 (e: a 1-based epoch)
+    secs = [float(m["seconds"]) / cost(m["epoch"]) for m in metrics if m.get("seconds") is not None]
     if len(secs) > 1:
         secs = secs[1:]
     if not secs:
         return None
     recent = secs[-window:]
-    left = max(0, int(epochs) - int(metrics[-1]["epoch"]))
+    left = sum(cost(e) for e in range(int(metrics[-1]["epoch"]) + 1, int(epochs) + 1))
     return left * sum(recent) / len(recent)
 
 
-def eta_from_progress(p: dict, metrics: list[dict], epochs: int, updated: float | None) -> float:
-    """Seconds left from within-epoch progress: steps still to run times the measured seconds per step, plus
-    each remaining epoch's evaluation time (measured: epoch seconds - training seconds), less the time since
-    the progress was written, so the estimate moves between updates."""
+def eta_from_progress(p: dict, metrics: list[dict], epochs: int, updated: float | None,
+                      costs: list[float] | None = None) -> float:
+    """Seconds left from within-epoch progress: steps still to run times the measured seconds per step (scaled
+    by each later epoch's relative cost, see epoch_costs), plus each remaining epoch's evaluation time (measured:
+    epoch seconds - training seconds), less the time since the progress was written, so the estimate moves
+    between updates."""
     steps, step, epoch = int(p["steps"]), int(p["step"]), int(p["epoch"])
-    steps_left = (steps - step) + max(0, int(epochs) - epoch) * steps
+    costs = costs or [1.0] * max(int(epochs), epoch)
+    now = costs[min(epoch, len(costs)) - 1]  # this epoch's cost, which step_seconds measured
+    later = range(epoch + 1, min(int(epochs), len(costs)) + 1)
+    steps_left = (steps - step) + sum(steps * costs[e - 1] / now for e in later)
     evals = [float(m["seconds"]) - float(m["train_seconds"]) for m in metrics
              if m.get("seconds") is not None and m.get("train_seconds") is not None]
     per_eval = sum(evals[-5:]) / len(evals[-5:]) if evals else 0.0
@@ -287,7 +306,7 @@ def estimate_seconds(runs_list, model: str, model_args: dict, n_train: int, epoc
         if (hp.get("model") != model or (hp.get("model_args") or {}) != (model_args or {})
                 or (r.status.get("host") or r.launch.get("host")) != host or not r.metrics):
             continue
-        ips = [m["images_per_s"] for m in r.metrics if m.get("images_per_s")]
+        ips = [m["images_per_s"] for m in r.metrics if m.get("images_per_s") and m.get("train_size", 48) == 48]
         if not ips:
             continue
         rate = sum(ips) / len(ips)

@@ -42,11 +42,13 @@ def make_optimizer(cfg: TrainConfig, model):
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=wd or 0.0)
 
 
-def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen):
-    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch."""
+def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen, size: int = 48):
+    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch (B, 1, size, size)."""
     xb = x_u8[idx].float() / 255.0  # (B, 1, 48, 48)
     if cfg.augment:
-        xb = augment_batch(xb, aug_cfg, gen)
+        xb = augment_batch(xb, aug_cfg, gen, size if size != xb.shape[-1] else None)
+    elif size != xb.shape[-1]:
+        xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     xb = prep.normalize(xb)
     if cfg.augment and cfg.erase:
         xb = random_erase(xb, cfg.erase, gen)  # after normalization, so erased = mean

@@ -86,12 +86,12 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # same order on every rank
     perm = torch.randperm(len(d["y_tr"]), generator=g)[: per_rank * s.world].to(dev)[s.rank :: s.world]  # (per_rank,)
     loss_sum, correct, seen = torch.zeros((), device=dev), torch.zeros((), device=dev), 0
-    aug_cfg, every = cfg.augment_config(), progress_every()
+    aug_cfg, every, size = cfg.augment_config(), progress_every(), cfg.train_size(epoch)
     bar, next_report = _progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.main), t0 + every
     stopped = False
     for step in range(steps):
         xb, yb = make_batch(d["x_tr"], d["y_tr"], perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], cfg,
-                            aug_cfg, s.prep, gen)
+                            aug_cfg, s.prep, gen, size)
         lr = lr_at(cfg, epoch * steps + step, steps * cfg.epochs)
         loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp)
         loss_sum += loss.detach() * len(yb)
@@ -126,7 +126,7 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     return {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
             "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 5), "lr": lr, "seconds": round(secs, 3),
             "elapsed": round(s.elapsed, 3), "time": now_iso(), "train_seconds": round(train_secs, 3),
-            "images_per_s": round(seen / max(train_secs, 1e-6), 1)}
+            "images_per_s": round(seen / max(train_secs, 1e-6), 1), "train_size": size}
 
 
 def end_epoch_step(s: Session, m: dict, end_epoch: int, callback) -> bool:

@@ -140,7 +140,8 @@ def non_default_config(data) -> dict:
                   optimizer="sgd", lr=0.01, schedule="cosine", weight_decay=1e-4, augment=False, flip=False,
                   rotation=10.0, zoom=0.1, shift=0.05, erase=0.25, normalize="global", label_smoothing=0.05,
                   warmup_epochs=0.5, seed=3, device="cpu", max_train_samples=140, val_split="test", momentum=0.8,
-                  checkpoint_every=2, eval_batch_size=100, channels_last=False, amp=False, cpu_fast=True)
+                  checkpoint_every=2, eval_batch_size=100, channels_last=False, amp=False, cpu_fast=True,
+                  low_res=24, low_res_epochs=1)
     defaults = asdict(TrainConfig())
     assert values.keys() == defaults.keys(), "every TrainConfig field needs a non-default value here"
     assert not [k for k in values if values[k] == defaults[k]]

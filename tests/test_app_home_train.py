@@ -286,7 +286,8 @@ def test_a_cpu_machine_starts_from_the_cpu_recipe_with_a_measured_estimate(app, 
     assert at.number_input(key="tr_epochs").value == cpu["epochs"] and at.checkbox(key="tr_cpu_fast").value
     assert at.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # no full data known yet
     est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
-    assert len(est) == 1 and "10 epochs of vgg_bn on 1,201 training faces (+ 656 validated" in est[0]
+    assert len(est) == 1 and ("14 epochs (the first 7 growing from 32 to 48 pixels) of vgg_bn on 1,201 training "
+                              "faces (+ 656 validated") in est[0]
     rates = [float(x.replace(",", "")) for x in re.findall(r"([0-9,]+) (?:training|validation) images/s", est[0])]
     assert len(rates) == 2 and all(r > 0 for r in rates), est[0]
     # another preset, another model: a new estimate from a new measurement

@@ -348,3 +348,16 @@ def test_eta_from_progress_counts_steps_and_evaluations():
     later = runs.eta_from_progress(p, ms, 3, time.time() - 3)
     assert later == pytest.approx(16, abs=0.5)  # less the time since the progress was written
     assert runs.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
+
+
+def test_eta_counts_the_dearer_epochs_after_low_resolution_ones():
+    from fer_core.runstate import epoch_costs
+
+    costs = epoch_costs({"low_res": 24, "low_res_epochs": 2}, 4)  # sides 24, 36, 48, 48
+    assert costs == pytest.approx([0.25, 0.5625, 1.0, 1.0])
+    assert epoch_costs({}, 4) is None and epoch_costs({"low_res": 0}, 4) is None
+    p = {"epoch": 1, "step": 5, "steps": 10, "step_seconds": 1.0}  # epoch 1 at 24 px: 1 s per step
+    # 5 steps of epoch 1, then epoch 2 at 2.25x and epochs 3-4 at 4x the seconds per step
+    assert runs.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
+    ms = [{"epoch": 1, "seconds": 5.0}, {"epoch": 2, "seconds": 11.25}]  # 20 s per 48-pixel epoch
+    assert runs.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
