@@ -254,7 +254,7 @@ def epoch_costs(hp: dict, epochs: int) -> list[float] | None:
     if not hp.get("low_res") or not epochs:
         return None
     cfg = TrainConfig(epochs=int(epochs), low_res=int(hp["low_res"]), low_res_epochs=int(hp.get("low_res_epochs") or 0))
-    return [(cfg.train_size(e) / 48) ** 2 for e in range(int(epochs))]
+    return cfg.epoch_costs()
 
 
 def eta_seconds(metrics: list[dict], epochs: int, window: int = 5, costs: list[float] | None = None) -> float | None:

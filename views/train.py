@@ -208,8 +208,7 @@ def calibrated_estimate(v: dict) -> str | None:
         cal = _calibration(cfg.model, json.dumps(cfg.model_args, sort_keys=True), device,
                            **trainer_settings(cfg, kind))
     secs = estimate_seconds(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
-    low = (f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)"
-           if cfg.low_res and cfg.low_res_epochs else "")
+    low = f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)" if cfg.low_res else ""
     return (f"Estimated duration here: **about {runs.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
             f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
