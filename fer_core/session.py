@@ -273,6 +273,8 @@ def build(s: Session) -> None:
 
 def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
     """The end state: "stopped" (asked to, or `partial`: fewer epochs this call) or "completed"."""
+    if s.distributed:  # every rank is past its last collective before any leaves the process group (close):
+        torch.distributed.barrier()  # a gloo rank that tore down early made the other abort at exit (seen once)
     if not s.main:
         return
     cfg = s.cfg
