@@ -10,7 +10,7 @@ from PIL import Image
 from fer_core import splits
 from fer_core.data import CLASSES, DataError, available_splits, class_counts, load_split, resolve_split
 from fer_core.splits import SplitFallbackWarning
-from tests.conftest import synthetic_faces, write_npz
+from tests.conftest import synthetic_faces
 
 
 def _folder(root, parts: dict):
