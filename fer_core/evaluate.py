@@ -86,8 +86,10 @@ def photo_labels(folder) -> list[tuple[Path, int]]:
     return out
 
 
-def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet", **face_opts) -> dict:
-    """Detect and classify every labelled photo; metrics over the faces found and over all photos."""
+def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet", precision: str | None = None,
+                    **face_opts) -> dict:
+    """Detect and classify every labelled photo; metrics over the faces found and over all photos.
+    precision: as for evaluate()."""
     import numpy as np
 
     from .faces import NoFaceError
@@ -100,7 +102,8 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
     for path, k in items:
         err = f"{path.name}: no face found"
         try:
-            res = classify_image(model, prep, str(path), name=path.name, tta=tta, detector=detector, **face_opts)
+            res = classify_image(model, prep, str(path), name=path.name, tta=tta, precision=precision,
+                                 detector=detector, **face_opts)
         except NoFaceError as e:
             res, err = [], str(e)
         except DataError as e:
@@ -123,7 +126,7 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
     out = metrics(y_all, np.where(p_all < 0, len(model.classes), p_all), model.classes)
     out["confusion_matrix"] = [row[: len(model.classes)] for row in out["confusion_matrix"]]
     out.update(checkpoint=str(checkpoint), data=str(folder), split="photos", tta=tta, detector=detector,
-               precision=inference_precision(device),
+               precision=inference_precision(device, precision),
                photos=n, detected=len(y_found), detection_rate=len(y_found) / n, sources=sources,
                accuracy_found=found["accuracy"] if found else 0.0, accuracy_all=float((p_all == y_all).mean()),
                no_face=errors[:20])
@@ -186,7 +189,7 @@ def main(argv=None) -> int:
     try:
         check_device(a.device)
         if a.photos:
-            m = evaluate_photos(a.checkpoint, a.photos, a.tta, a.device, a.detector)
+            m = evaluate_photos(a.checkpoint, a.photos, a.tta, a.device, a.detector, a.precision)
         else:
             m = evaluate(a.checkpoint, a.data, a.split, a.tta, a.device, a.precision)
     except (DataError, CheckpointError, ValueError) as e:

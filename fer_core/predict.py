@@ -49,12 +49,13 @@ class FaceResult:
                 "probabilities": self.probabilities}
 
 
-def classify_faces(model, prep, faces: list[Face], file: str = "image", tta: bool = False) -> list[FaceResult]:
-    """One batched forward pass for all faces of an image."""
+def classify_faces(model, prep, faces: list[Face], file: str = "image", tta: bool = False,
+                   precision: str | None = None) -> list[FaceResult]:
+    """One batched forward pass for all faces of an image (precision: see fer_core.inference)."""
     if not faces:
         return []
     classes = tuple(getattr(model, "classes", CLASSES))
-    probs = predict_proba(model, prep, np.stack([f.face48 for f in faces]), tta=tta)
+    probs = predict_proba(model, prep, np.stack([f.face48 for f in faces]), tta=tta, precision=precision)
     out = []
     for i, (f, p) in enumerate(zip(faces, probs)):
         out.append(FaceResult(file, i, tuple(int(v) for v in f.box), f.source, f.score, classes[int(p.argmax())],
@@ -62,13 +63,15 @@ def classify_faces(model, prep, faces: list[Face], file: str = "image", tta: boo
     return out
 
 
-def classify_image(model, prep, src, name: str | None = None, tta: bool = False, **face_opts) -> list[FaceResult]:
+def classify_image(model, prep, src, name: str | None = None, tta: bool = False, precision: str | None = None,
+                   **face_opts) -> list[FaceResult]:
     """A path, bytes, file object or PIL image -> one result per face. Raises DataError (NoFaceError for no
     face) with a one-line message naming the file."""
     name = name or (str(src) if isinstance(src, (str, Path)) else "image")
     decoded = isinstance(src, np.ndarray) or (hasattr(src, "mode") and hasattr(src, "getpixel"))  # array / PIL
     img = src if decoded else open_image(src, name=name)
-    return classify_faces(model, prep, find_faces(img, name=name, **face_opts), file=name, tta=tta)
+    return classify_faces(model, prep, find_faces(img, name=name, **face_opts), file=name, tta=tta,
+                          precision=precision)
 
 
 def expand_paths(paths) -> list[tuple[str, str | None]]:

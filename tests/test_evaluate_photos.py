@@ -90,3 +90,28 @@ def test_bad_folders_get_one_line_errors(tmp_path, capsys):
     assert main(["--checkpoint", str(CKPT), "--photos", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "line 2: unknown label 'bored'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_is_honoured_in_photos_mode(photo_dir, precision):
+    """--precision reaches the photos' forward passes (it was once ignored there): the probabilities evaluate_photos
+    scores are those of predict_proba at that precision, face by face."""
+    from fer_core.checkpoint import load_model
+    from fer_core.faces import find_faces
+    from fer_core.images import open_image
+    from fer_core.inference import predict_proba
+    from fer_core.predict import classify_image
+
+    d, rows = photo_dir
+    m = evaluate_photos(CKPT, d, precision=precision)
+    assert m["precision"] == precision
+    model, prep = load_model(CKPT)
+    right = 0
+    for f, lab in rows[:-1]:
+        face = find_faces(open_image(d / f), f)[0].face48
+        want = predict_proba(model, prep, face[None], precision=precision)[0]
+        got = classify_image(model, prep, str(d / f), precision=precision)[0]
+        assert np.allclose([got.probabilities[c] for c in CLASSES], want, atol=1e-6)
+        right += got.label == lab
+    assert m["accuracy_found"] == pytest.approx(right / 7)
+
