@@ -5,8 +5,9 @@ Sources, detected from the path (read by fer_core.sources):
     (emotion,pixels: all rows are the train split);
   * an image folder <root>/<split>/<class>/*.jpg|png, or a .zip of it, read in place;
   * this project's own .npz (keys <split>_x uint8 (N,48,48), <split>_y), e.g. the bundled sample.
-Splits: train, public_test, private_test (FER2013's Training, PublicTest, PrivateTest), and the source's
-own val and test; fer_core.splits says which faces each name reads in each kind of source.
+Splits: train, public_test, private_test (FER2013's Training, PublicTest, PrivateTest), the source's own val
+and test, and holdout (a fixed 10% of Training); fer_core.splits says which faces each name reads in each kind
+of source.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from .images import MAX_PIXELS, SIZE, UPLOAD_MAX_PIXELS, DataError, open_image, 
 # the kinds of source and their readers live in fer_core.sources; CLASSES and the helpers pages use, re-exported
 from .sources import (CLASSES, IMAGE_EXTENSIONS, class_index, decode, read_labels, source_kind,  # noqa: F401
                       stored_splits)
-from .splits import SPLIT_NAMES, SPLITS, Resolved, check_name, resolve_csv, resolve_stored, warn_fallback  # noqa: F401
+from .splits import (HOLDOUT, SPLIT_NAMES, SPLITS, Resolved, check_name, holdout_mask, resolve_csv,  # noqa: F401
+                     resolve_holdout, resolve_stored, warn_fallback)
 
 CACHE_VERSION = 1
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +126,9 @@ def resolve_split(path, split: str) -> Resolved:
     check_name(split, path)
     p = Path(path)
     kind = source_kind(p)
+    if split == HOLDOUT:
+        resolve_split(p, "train")  # a source without Training has no holdout either
+        return resolve_holdout()
     return resolve_csv(split) if kind == "csv" else resolve_stored(split, stored_splits(p, kind), p)
 
 
@@ -137,6 +142,11 @@ def load_split(path, split: str = "train", cache: bool = True) -> FaceSet:
     check_name(split, path)
     p = Path(path)
     source_kind(p)  # existence / format check with a clear message
+    if split == HOLDOUT:  # a slice of the cached Training faces: nothing of its own to cache
+        tr = load_split(p, "train", cache)
+        fs = tr.subset(holdout_mask(tr.ids, tr.y))
+        fs.split, fs.resolved = HOLDOUT, resolve_holdout()
+        return fs
     cfile = _cache_file(p, split)
     if cache and cfile.exists():
         try:
@@ -168,6 +178,8 @@ def class_counts(path, split: str = "train") -> dict[str, int]:
     check_name(split, path)
     p = Path(path)
     kind = source_kind(p)
+    if split == HOLDOUT:  # chosen by file name, so the names are needed: read through the cache
+        return load_split(p, HOLDOUT).class_counts()
     cfile = _cache_file(p, split)
     if cfile.exists():
         try:

@@ -25,7 +25,7 @@ from . import __version__
 from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import CLASSES, atomic_write_bytes, load_split
+from .data import CLASSES, HOLDOUT, atomic_write_bytes, holdout_mask, load_split
 from .devices import dist_info, resolve_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
@@ -208,6 +208,8 @@ def load_data(s: Session) -> None:
     t_load = time.time()
     train_set = load_split(cfg.data, "train")
     val_set = load_split(cfg.data, cfg.val_split)
+    if cfg.val_split == HOLDOUT:  # validated on a slice of Training: never train on it
+        train_set = train_set.subset(np.flatnonzero(~holdout_mask(train_set.ids, train_set.y)))
     if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
         pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
         train_set = train_set.subset(np.sort(pick))

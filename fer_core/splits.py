@@ -12,17 +12,27 @@ working), but `test` names the source's own test split, which is not the same fa
   * an image folder, zip or .npz with `val` and `test` is read as the CSV: val PublicTest, test PrivateTest.
 `resolve()` turns a requested name into what is read and what FER2013 calls it; the run files and evaluation
 results carry that record.
+
+`holdout` is a fixed slice of Training for honest selection: 10% of each class, the faces whose hashed file name
+(or CSV line) ranks lowest, so the same faces in every run, seed and machine, whatever order the source lists them
+in. A run validated on `holdout` trains on the other 90%; PublicTest stays untouched until the final report.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from .images import DataError
 
 SPLITS = ("train", "public_test", "private_test")  # FER2013's Training, PublicTest, PrivateTest
 ALIASES = ("val", "test")  # the source's own validation and test splits (see above)
-SPLIT_NAMES = SPLITS + ALIASES  # every name load_split accepts
+HOLDOUT = "holdout"  # a fixed, stratified slice of Training (see above)
+HOLDOUT_FRACTION = 0.1
+HOLDOUT_SALT = "fer-dashboard holdout v1"  # changing it would change the slice: a new name, not a new salt
+SPLIT_NAMES = SPLITS + ALIASES + (HOLDOUT,)  # every name load_split accepts
 USAGE = {"train": "Training", "public_test": "PublicTest", "private_test": "PrivateTest"}
 # folder (and .npz key) names that mean each stored split
 DIR_ALIASES = {
@@ -86,6 +96,26 @@ def resolve_stored(split: str, present: set[str], source) -> Resolved:
         return Resolved(split, "test", "PrivateTest")
     raise DataError(f"{source}: no PrivateTest split (a folder, zip or .npz holds PrivateTest only as test/ beside "
                     f"a val/ split; Kaggle's image-folder download has Training and PublicTest only)")
+
+
+def holdout_mask(ids, y, fraction: float = HOLDOUT_FRACTION) -> np.ndarray:
+    """(N,) bool: the holdout faces among Training's `ids` (file names or "line N") with labels `y`.
+
+    Per class, the round(fraction * n) faces whose salted SHA-1 of the file's base name ranks lowest: stratified,
+    independent of the source's order and of any seed, and the same for a zip and its extracted folder."""
+    y = np.asarray(y)
+    keys = np.array([hashlib.sha1(f"{HOLDOUT_SALT}:{str(i).replace(chr(92), '/').rsplit('/', 1)[-1]}".encode())
+                     .hexdigest() for i in ids])
+    mask = np.zeros(len(y), dtype=bool)
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        take = int(round(fraction * len(idx)))
+        mask[idx[np.argsort(keys[idx], kind="stable")[:take]]] = True
+    return mask
+
+
+def resolve_holdout() -> Resolved:
+    return Resolved(HOLDOUT, "train", "Training", "")
 
 
 def warn_fallback(r: Resolved) -> None:

@@ -84,8 +84,8 @@ def test_csv_names(tmp_path):
     assert resolve_split(p, "test") == splits.Resolved("test", "PrivateTest", "PrivateTest")
     assert resolve_split(p, "private_test").usage == "PrivateTest"
     np.testing.assert_array_equal(load_split(p, "private_test").y, y[20:])
-    with pytest.raises(DataError, match="unknown split 'holdout'"):
-        load_split(p, "holdout")
+    with pytest.raises(DataError, match="unknown split 'validation'"):
+        load_split(p, "validation")
 
 
 def test_label():
