@@ -60,6 +60,9 @@ class TrainConfig:
     shift: float = option(0.0, "largest random shift, as a fraction of the side", "Shift", lo=0.0, hi=0.95,
                           step=0.05)
     erase: float = option(0.0, "random-erasing probability", "Random erasing p", lo=0.0, hi=1.0, step=0.1)
+    photometric: float = option(0.0, "photometric augmentation strength, 0-1: random contrast, brightness, gamma, "
+                                "blur or sharpening and noise per face, for photos and webcams unlike FER2013's "
+                                "(0: off)", "Photometric augmentation", lo=0.0, hi=1.0, step=0.1)
     normalize: str = option("pixel", "pixel: per-pixel mean/std of the training set; global: one mean/std; "
                             "none: /255 only", "Normalization", choices=NORM_MODES)
     label_smoothing: float = option(0.0, "label smoothing", "Label smoothing", lo=0.0, hi=0.99, step=0.05)
@@ -75,9 +78,11 @@ class TrainConfig:
     device: str = option("auto", "auto, cuda, cuda:N, mps or cpu", "Device")
     max_train_samples: int | None = option(None, "train on a random subset of this many faces",
                                            "Training samples", lo=1, step=500, placeholder="all")
-    val_split: str = option("public_test", "split scored every epoch: public_test or private_test (FER2013's), "
-                            "or the source's own val or test ('val' is read from test, with a warning, where a source "
-                            "has no val split)", "Validate on", choices=tuple(s for s in SPLIT_NAMES if s != "train"))
+    val_split: str = option("public_test", "split scored every epoch (and best.pt chosen on): holdout (a fixed tenth "
+                            "of Training, then left out of training: honest selection), public_test or private_test "
+                            "(FER2013's), or the source's own val or test ('val' is read from test, with a warning, "
+                            "where a source has no val split)", "Validate on",
+                            choices=tuple(s for s in SPLIT_NAMES if s != "train"))
     momentum: float = option(0.9, "SGD momentum (Nesterov, so above 0)", "SGD momentum", section="advanced",
                              lo=0.01, hi=0.999, step=0.01)
     checkpoint_every: int = option(1, "epochs between last.pt saves (a long GPU run saves less often)",
@@ -125,7 +130,7 @@ class TrainConfig:
         return sum(self.epoch_costs())
 
     def augment_config(self) -> AugmentConfig:
-        return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase)
+        return AugmentConfig(self.rotation, self.zoom, self.shift, self.flip, self.erase, self.photometric)
 
 
 @dataclass(frozen=True)

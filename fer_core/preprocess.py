@@ -66,6 +66,7 @@ class AugmentConfig:
     shift: float = 0.0  # fraction of the image, uniform in [-s, s]
     flip: bool = True  # horizontal flip with p = 0.5
     erase: float = 0.0  # probability of random erasing (applied after normalization)
+    photometric: float = 0.0  # strength 0-1 of the random contrast/brightness/gamma/blur-sharpen/noise (see below)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None,
@@ -89,7 +90,61 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     out = list(x.shape) if size is None else [*x.shape[:2], size, size]
     grid = F.affine_grid(theta.to(x.dtype), out, align_corners=False)
     # "border" repeats edge pixels, like Keras' fill_mode="nearest"
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.photometric > 0:  # drawn only when on, so runs without it keep their exact random stream
+        x = photometric_batch(x, cfg.photometric, gen)
+    return x
+
+
+# Photometric augmentation: what differs between FER2013's web faces and a user's photo or webcam frame is as much
+# the camera as the face: exposure, contrast, tone curve, focus/sharpening and sensor noise. At strength 1 each face
+# gets, independently: contrast x 2^U(-1,1) about its own mean, brightness + U(-0.2, 0.2), gamma 2^U(-0.75, 0.75),
+# blur or sharpen U(-1, 1) (-1: a 5x5 binomial blur, sigma 1 px; +1: an unsharp mask of the same), Gaussian noise
+# of std U(0, 0.05); strength s scales every range by s. Order: tone, then focus, then noise, as in a camera.
+PHOTO_CONTRAST = 1.0  # log2 of the largest contrast factor
+PHOTO_BRIGHTNESS = 0.2
+PHOTO_GAMMA = 0.75  # log2 of the largest gamma
+PHOTO_SHARPEN = 1.0
+PHOTO_NOISE = 0.05
+
+
+def blur5(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> the same blurred by a 5x5 binomial kernel (sigma 1 px), edges replicated."""
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device, dtype=x.dtype) / 16
+    k2 = (k[:, None] * k[None, :]).expand(x.shape[1], 1, 5, 5)  # (C, 1, 5, 5) depthwise
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k2, groups=x.shape[1])
+
+
+def photometric(x: torch.Tensor, contrast, brightness, gamma, sharpen, noise=None) -> torch.Tensor:
+    """Apply given per-face parameters, each (B,) (or scalars), to x (B, C, H, W) in [0, 1] -> [0, 1].
+
+    contrast 1, brightness 0, gamma 1, sharpen 0 and no noise is the identity; sharpen -1 is blur5 exactly."""
+    B = x.shape[0]
+
+    def col(v):  # (B,) or scalar -> (B, 1, 1, 1)
+        return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1).expand(B, 1, 1, 1)
+
+    m = x.mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1): contrast turns about each face's own mean
+    x = ((x - m) * col(contrast) + m + col(brightness)).clamp(0, 1)
+    x = x.clamp_min(1e-6) ** col(gamma)
+    x = x + col(sharpen) * (x - blur5(x))
+    if noise is not None:
+        x = x + noise
+    return x.clamp(0, 1)
+
+
+def photometric_batch(x: torch.Tensor, strength: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Random photometric augmentation of x (B, C, H, W) in [0, 1] at `strength` (0: identity, 1: the ranges
+    above)."""
+    if strength <= 0:
+        return x
+    B = x.shape[0]
+    u = torch.rand(B, 5, device=x.device, generator=gen) * 2 - 1  # (B, 5) uniforms in [-1, 1]
+    s = float(strength)
+    noise_std = (u[:, 4] + 1) / 2 * PHOTO_NOISE * s  # (B,)
+    noise = torch.randn(x.shape, device=x.device, generator=gen, dtype=x.dtype) * noise_std.view(B, 1, 1, 1)
+    return photometric(x, torch.exp2(u[:, 0] * PHOTO_CONTRAST * s), u[:, 1] * PHOTO_BRIGHTNESS * s,
+                       torch.exp2(u[:, 2] * PHOTO_GAMMA * s), u[:, 3] * PHOTO_SHARPEN * s, noise)
 
 
 def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:

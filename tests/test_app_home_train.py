@@ -196,6 +196,7 @@ def test_train_launches_a_quick_run_watches_it_finish_and_uses_it(app, runs_dir,
     row = table.set_index("run").loc["quick"]
     assert row["state"] == "completed" and row["model"] == "mini_cnn" and row["epoch"] == "2/2"
     assert row["batch"] == 32 and row["samples"] == "140" and 0 <= row["best val acc"] <= 1
+    assert row["val split"] == "public_test"  # what its best val acc was measured on
     assert at.multiselect(key="tr_compare").value == ["quick"]
     assert len(at.get("plotly_chart")) == 2  # live curves and the overlay
     at.button(key="tr_use").click().run()

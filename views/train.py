@@ -413,7 +413,8 @@ def row(r: runs.Run) -> dict:
     hp = r.hyperparameters
     aug = "off" if not hp.get("augment", True) else (
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
-        + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else ""))
+        + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else "")
+        + (f" photometric {hp.get('photometric', 0):g}" if hp.get("photometric") else ""))
     started = r.status.get("started") or r.launch.get("created")
     n = hp.get("max_train_samples")
     samples = f"{n:,}" if n else "all"  # text either way: a column of numbers and "all" breaks pyarrow
@@ -422,7 +423,8 @@ def row(r: runs.Run) -> dict:
     return {
         "run": r.name, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}",
         "best val acc": nan if acc is None else acc, "duration (min)": nan if dur is None else dur / 60,
-        "images/s": nan if ips is None else ips, "device": r.device or "-", "model": hp.get("model", "?"),
+        "images/s": nan if ips is None else ips, "val split": hp.get("val_split") or "-",  # what "best" was chosen on
+        "device": r.device or "-", "model": hp.get("model", "?"),
         "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": samples,
