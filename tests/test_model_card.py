@@ -37,3 +37,23 @@ def test_card_numbers_reproduce(row, flag, precision):
     out = json.loads(r.stdout)
     assert out["n"] == 3589
     assert round(out["accuracy"], 4) == acc and round(out["macro_f1"], 4) == f1
+
+
+PHOTOS = Path(os.environ.get("FER_REAL_PHOTOS", ROOT.parent / "shared" / "data" / "real_photos_dev"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(), reason=f"labelled real photos not at {PHOTOS}")
+@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt"])
+def test_card_real_photo_numbers_reproduce(ckpt):
+    """The "Real photos" table's YuNet rows: faces detected, accuracy on them and over all photos, in fp32."""
+    from fer_core.evaluate import evaluate_photos
+
+    card = (ROOT / "checkpoints" / "README.md").read_text()
+    m = re.search(re.escape(f"| {ckpt} | ") + r"(?:\*\*)?YuNet \(default\)(?:\*\*)? \| (?:\*\*)?(\d+) / (\d+)(?:\*\*)? \| "
+                  r"([0-9.]+) \((\d+) faces\) \| (?:\*\*)?([0-9.]+)(?:\*\*)? \|", card)
+    assert m, f"no YuNet row for {ckpt} in the model card's Real photos table"
+    found, photos, acc_found, n_found, acc_all = (int(m[1]), int(m[2]), float(m[3]), int(m[4]), float(m[5]))
+    out = evaluate_photos(ROOT / "checkpoints" / ckpt, PHOTOS, precision="fp32")
+    assert (out["detected"], out["photos"]) == (found, photos) and n_found == found
+    assert round(out["accuracy_found"], 3) == acc_found and round(out["accuracy_all"], 3) == acc_all
