@@ -63,6 +63,12 @@ class TrainConfig:
     photometric: float = option(0.0, "photometric augmentation strength, 0-1: random contrast, brightness, gamma, "
                                 "blur or sharpening and noise per face, for photos and webcams unlike FER2013's "
                                 "(0: off)", "Photometric augmentation", lo=0.0, hi=1.0, step=0.1)
+    mixup: float = option(0.0, "mixup: blend each training face with another and their labels alike, with a weight "
+                          "drawn from Beta(a, a) per batch; a, e.g. 0.2 (0: off)", "Mixup alpha", section="advanced",
+                          lo=0.0, hi=10.0, step=0.1)
+    cutmix: float = option(0.0, "cutmix: paste a box of another training face, labels weighted by area, Beta(a, a); "
+                           "a, e.g. 1.0 (0: off; with mixup too, each batch takes one of the two)", "CutMix alpha",
+                           section="advanced", lo=0.0, hi=10.0, step=0.1)
     normalize: str = option("pixel", "pixel: per-pixel mean/std of the training set; global: one mean/std; "
                             "none: /255 only", "Normalization", choices=NORM_MODES)
     label_smoothing: float = option(0.0, "label smoothing", "Label smoothing", lo=0.0, hi=0.99, step=0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -57,12 +58,52 @@ def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Pre
     return xb, y[idx]
 
 
-def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool):
+def mix_plan(cfg: TrainConfig, epoch: int, steps: int, rank: int = 0) -> list[tuple[str, float, float, float]] | None:
+    """Per step of an epoch: ("mixup" | "cutmix", lambda, box centre y, x in [0, 1)), or None when both are off.
+
+    Drawn up front on the CPU from (seed, epoch, rank), so a resumed epoch mixes exactly as the first try did and
+    the device never waits for a draw. With both on, each step takes one of the two with p = 0.5 (as timm does)."""
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    rng = np.random.default_rng([cfg.seed, epoch, rank, 0x5EED])
+    out = []
+    for _ in range(steps):
+        kind = "mixup" if not cfg.cutmix or (cfg.mixup and rng.random() < 0.5) else "cutmix"
+        a = cfg.mixup if kind == "mixup" else cfg.cutmix
+        out.append((kind, float(rng.beta(a, a)), float(rng.random()), float(rng.random())))
+    return out
+
+
+def mix_batch(xb, yb, kind: str, lam: float, cy: float = 0.5, cx: float = 0.5):
+    """Mix each face with its partner in the reversed batch (the batch is in random order already).
+
+    mixup: lam * x + (1 - lam) * partner. cutmix: the partner's pixels in a box of (1 - lam) of the area centred
+    at (cy, cx) of the side, clipped to the face; lam is then the share of the face's own pixels actually left.
+    -> (mixed batch, partner labels, lam): the loss is lam * CE(yb) + (1 - lam) * CE(partner labels)."""
+    other = xb.flip(0)
+    if kind == "mixup":
+        return lam * xb + (1 - lam) * other, yb.flip(0), lam
+    H, W = xb.shape[-2:]
+    r = math.sqrt(1 - lam)
+    h, w = round(H * r), round(W * r)
+    top, left = round(cy * H - h / 2), round(cx * W - w / 2)  # may lie outside: the box is clipped, not moved
+    y0, y1 = max(0, top), min(H, top + h)
+    x0, x1 = max(0, left), min(W, left + w)
+    out = xb.clone()
+    out[..., y0:y1, x0:x1] = other[..., y0:y1, x0:x1]
+    return out, yb.flip(0), 1 - max(0, y1 - y0) * max(0, x1 - x0) / (H * W)
+
+
+def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, mix=None):
+    """One optimizer step; mix: (partner labels, lam) from mix_batch, or None."""
     for group in opt.param_groups:
         group["lr"] = lr
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = net(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+        if mix is not None:
+            y2, lam = mix
+            loss = lam * loss + (1 - lam) * F.cross_entropy(logits.float(), y2, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -23,7 +23,7 @@ from .data import DataError, load_split
 from .devices import dist_info, resolve_device
 from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso
 from .session import Session, build, catch_stop_signals, close, fail, finish, load_data, open_session, start_status
-from .steps import evaluate_tensors, lr_at, make_batch, train_step
+from .steps import evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
 
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
 
@@ -88,12 +88,17 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     loss_sum, correct, seen = torch.zeros((), device=dev), torch.zeros((), device=dev), 0
     aug_cfg, every, size = cfg.augment_config(), progress_every(), cfg.train_size(epoch)
     bar, next_report = _progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.main), t0 + every
+    mixes = mix_plan(cfg, epoch, steps, s.rank)
     stopped = False
     for step in range(steps):
         xb, yb = make_batch(d["x_tr"], d["y_tr"], perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], cfg,
                             aug_cfg, s.prep, gen, size)
+        mix = None
+        if mixes is not None:
+            xb, y2, lam = mix_batch(xb, yb, *mixes[step])
+            mix = (y2, lam)
         lr = lr_at(cfg, epoch * steps + step, steps * cfg.epochs)
-        loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp)
+        loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp, mix)
         loss_sum += loss.detach() * len(yb)
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += len(yb)
