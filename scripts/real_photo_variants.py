@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core.checkpoint import load_model  # noqa: E402
 from fer_core.data import load_split  # noqa: E402
 from fer_core.evaluate import photo_labels  # noqa: E402
-from fer_core.faces import (MIN_FACE, TIGHT_MAX_SIDE, YUNET_SMALL_SCORE, _reading_order, crop_aligned,  # noqa: E402
-                            detect_yunet)
+from fer_core.faces import crop_aligned, find_faces  # noqa: E402
 from fer_core.images import open_image, to_gray  # noqa: E402
 from fer_core.inference import predict_logits  # noqa: E402
 
@@ -32,15 +31,15 @@ SHIPPED = ["checkpoints/fer_best.pt", "checkpoints/seed_vgg.pt", "checkpoints/fe
 
 
 def detections(folder):
-    """[(gray, (box, score, landmarks), label)] for each photo where YuNet finds a face, as find_faces does."""
+    """[(gray, (box, score, landmarks), label)]: the first face find_faces gives each photo, where YuNet found it
+    (the crops below are YuNet's; evaluate --photos scores the same faces)."""
     out = []
     for path, k in photo_labels(folder):
         g = to_gray(open_image(path))
-        found = detect_yunet(g, MIN_FACE)
-        if not found and max(g.shape) <= TIGHT_MAX_SIDE:
-            found = detect_yunet(g, MIN_FACE, score=YUNET_SMALL_SCORE)
-        if found:
-            out.append((g, _reading_order(found)[0], k))
+        faces = find_faces(g, path.name, whole_image=False, required=False)
+        if faces and faces[0].detector == "yunet":
+            f = faces[0]
+            out.append((g, (f.box, f.score, f.landmarks), k))
     return out
 
 
