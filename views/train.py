@@ -411,11 +411,13 @@ st.subheader("Runs")
 
 def row(r: runs.Run) -> dict:
     hp = r.hyperparameters
+    def extras(*keys):  # " erase 0.5 photometric 0.3" for the settings that are on
+        return "".join(f" {k} {hp[k]:g}" for k in keys if hp.get(k))
+
     aug = "off" if not hp.get("augment", True) else (
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
-        + (" flip" if hp.get("flip") else "") + (f" erase {hp.get('erase', 0):g}" if hp.get("erase") else "")
-        + (f" photometric {hp.get('photometric', 0):g}" if hp.get("photometric") else ""))
-    aug += (f" mixup {hp['mixup']:g}" if hp.get("mixup") else "") + (f" cutmix {hp['cutmix']:g}" if hp.get("cutmix") else "")
+        + (" flip" if hp.get("flip") else "") + extras("erase", "photometric"))
+    aug += extras("mixup", "cutmix")  # mixing applies with or without the per-face augmentation
     started = r.status.get("started") or r.launch.get("created")
     n = hp.get("max_train_samples")
     samples = f"{n:,}" if n else "all"  # text either way: a column of numbers and "all" breaks pyarrow
