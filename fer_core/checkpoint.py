@@ -90,16 +90,42 @@ def malformed(ckpt: dict) -> str | None:
         if v.dim() not in (2, 3) or v.numel() not in (1, 48 * 48) or tuple(v.shape[-2:]) not in ((1, 1), (48, 48)):
             # global or per-pixel statistics
             return f"normalization {k} has shape {tuple(v.shape)}, expected (1, 1, 1) or (1, 48, 48)"
+    for k in ("mean", "std"):
+        if not torch.isfinite(norm[k]).all():
+            return f"normalization {k} holds NaN or infinite values"
     if not (norm["std"] > 0).all():
         return "normalization std is not positive everywhere"
+    bad = next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # NaN weights give every face the same class with nan probabilities: refuse
+        return f"weight {bad!r} holds NaN or infinite values"
     classes = ckpt["classes"]
     if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
         return f"classes is a {type(classes).__name__}, not a list of class names"
     return None
 
 
+def _shape_mismatch(ckpt: dict) -> str | None:
+    """Build the model on the meta device (no memory) and compare its tensors with the state dict's, so that
+    model_args that ask for a huge model are refused before anything is allocated."""
+    with torch.device("meta"):
+        meta = create_model(ckpt["model_name"], **ckpt["model_args"])
+    want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    for k in want:
+        if k in have and have[k] != want[k]:
+            return f"{k} has shape {have[k]} in the file but {want[k]} in the model its model_args describe"
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing or extra:
+        return (f"missing keys {missing[:3]}" if missing else "") + (" " if missing and extra else "") + (
+            f"unexpected keys {extra[:3]}" if extra else "")
+    return None
+
+
 def model_from_checkpoint(ckpt: dict, path="checkpoint"):
     try:
+        problem = _shape_mismatch(ckpt)
+        if problem:
+            raise ValueError(problem)
         model = create_model(ckpt["model_name"], **ckpt["model_args"])
         # fp16-stored weights (shipped checkpoints) are cast back to the model's fp32
         sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}

@@ -1,0 +1,78 @@
+"""Issue 24, classes 3 and 4: checkpoints that would allocate gigabytes or answer NaN are refused with one line
+before any model is built; a diverging run stops as 'diverged'; data sets too small to train are refused."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fer_core.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from tests.conftest import ROOT
+
+
+def run(module, *args, timeout=180):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def tampered(tiny_checkpoint, tmp_path, fn, name="bad.pt"):
+    ckpt = read_checkpoint(tiny_checkpoint)
+    fn(ckpt)
+    p = tmp_path / name
+    torch.save(ckpt, p)
+    return p
+
+
+def test_huge_model_args_refused_before_building(tiny_checkpoint, tmp_path):
+    """The small file's model_args ask for a net of width 4096 (several GB of weights): refused from the shapes,
+    in a process whose peak memory stays far below what building that model would take."""
+    p = tampered(tiny_checkpoint, tmp_path, lambda c: c["model_args"].update(width=4096))
+    assert p.stat().st_size < 2_000_000
+    code = ("import resource, sys\n"
+            "from fer_core.checkpoint import load_model, CheckpointError\n"
+            f"try:\n    load_model({str(p)!r})\nexcept CheckpointError as e:\n    print('refused:', e)\n"
+            "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "refused:" in r.stdout and "shape" in r.stdout, (r.stdout, r.stderr)
+    peak_mb = int(r.stdout.split("peak_kb")[1]) / 1024
+    assert peak_mb < 1500, f"{peak_mb:.0f} MB peak: the model was built before the refusal"
+
+
+@pytest.mark.parametrize("where", ["weight_nan", "weight_inf", "mean_nan", "std_inf"])
+def test_non_finite_checkpoint_refused(tiny_checkpoint, tmp_path, where):
+    def spoil(c):
+        if where.startswith("weight"):
+            k = next(k for k, v in c["state_dict"].items() if v.is_floating_point())
+            c["state_dict"][k] = c["state_dict"][k].clone()
+            c["state_dict"][k].view(-1)[0] = float("nan") if where == "weight_nan" else float("inf")
+        elif where == "mean_nan":
+            c["normalization"]["mean"] = torch.full_like(c["normalization"]["mean"], float("nan"))
+        else:
+            c["normalization"]["std"] = torch.full_like(c["normalization"]["std"], float("inf"))
+
+    p = tampered(tiny_checkpoint, tmp_path, spoil)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_model(p)
+    r = run("fer_core.predict", "--checkpoint", p, ROOT / "samples")
+    one_line_error(r, "NaN or infinite")
+
+
+def test_evaluate_refuses_nan_checkpoint(tiny_checkpoint, synth_npz, tmp_path):
+    def spoil(c):
+        for k, v in c["state_dict"].items():
+            if v.is_floating_point():
+                c["state_dict"][k] = torch.full_like(v, float("nan"))
+    p = tampered(tiny_checkpoint, tmp_path, spoil)
+    r = run("fer_core.evaluate", "--checkpoint", p, "--data", synth_npz, "--split", "test")
+    one_line_error(r, "NaN or infinite")
