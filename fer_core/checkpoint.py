@@ -104,11 +104,14 @@ def malformed(ckpt: dict) -> str | None:
     return None
 
 
-def _shape_mismatch(ckpt: dict) -> str | None:
+def shape_mismatch(ckpt: dict) -> str | None:
     """Build the model on the meta device (no memory) and compare its tensors with the state dict's, so that
     model_args that ask for a huge model are refused before anything is allocated."""
-    with torch.device("meta"):
-        meta = create_model(ckpt["model_name"], **ckpt["model_args"])
+    try:
+        with torch.device("meta"):
+            meta = create_model(ckpt["model_name"], **ckpt["model_args"])
+    except (TypeError, ValueError) as e:  # unknown model or arguments it does not take
+        return " ".join(str(e).split())
     want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     for k in want:
@@ -123,7 +126,7 @@ def _shape_mismatch(ckpt: dict) -> str | None:
 
 def model_from_checkpoint(ckpt: dict, path="checkpoint"):
     try:
-        problem = _shape_mismatch(ckpt)
+        problem = shape_mismatch(ckpt)
         if problem:
             raise ValueError(problem)
         model = create_model(ckpt["model_name"], **ckpt["model_args"])

@@ -34,6 +34,7 @@ DETECT_MAX_SIDE = 960  # big photos are detected on a copy this size (speed); bo
 # faces pasted into a canvas and re-detected match the original 48x48 best (correlation 0.718) at 0.0125;
 # 0.1 drops it to 0.60. FER2013 itself was cut with an OpenCV detector, so its framing is the box's own.
 MARGIN = 0.02
+MAX_ASPECT = 12  # longest / shortest side: a 640 px detection copy keeps a short side of 53 px or more
 MIN_SIDE = 24  # images smaller than this on either side cannot hold a usable face
 # Whole-image fallback: a small, near-square image without a detection is taken as a tight face crop
 # (FER-style data, an already-cropped avatar). Larger or elongated images get "no face found" instead.
@@ -112,6 +113,8 @@ def detect_yunet(gray: np.ndarray, min_face: int = MIN_FACE, score: float = YUNE
         det.setInputSize((img.shape[1], img.shape[0]))
         _, rows = det.detect(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
         for r in (rows if rows is not None else []):
+            if not np.isfinite(r).all():  # degenerate inputs (a sliver of an image) can yield inf boxes
+                continue
             # r: x, y, w, h, 5 landmarks (x, y), score; undo the border, then the two resizes
             x, y = r[0] / k - b, r[1] / k - b
             bw, bh = r[2] / k, r[3] / k
@@ -232,6 +235,10 @@ def find_faces(image, name: str = "image", whole_image: bool = True, required: b
         if not required:
             return []
         raise NoFaceError(f"{name}: image is {w}x{h} pixels, too small to hold a face (needs {MIN_SIDE}x{MIN_SIDE})")
+    if max(h, w) > MAX_ASPECT * min(h, w):  # shrunk for detection, its short side would be a pixel or two
+        if not required:
+            return []
+        raise NoFaceError(f"{name}: image is {w}x{h} pixels, longer than {MAX_ASPECT}:1; crop it to the face")
     faces = []
     if detector == "yunet":
         found = detect_yunet(gray, min_face)

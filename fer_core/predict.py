@@ -26,6 +26,7 @@ from .data import CLASSES, IMAGE_EXTENSIONS
 from .images import DataError, open_image
 from .faces import Face, find_faces
 from .inference import predict_proba
+from .paths import check_output_file, positive_float
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "fer_best.pt"
 
@@ -283,9 +284,19 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (default: %(default)s)")
     ap.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     ap.add_argument("--format", choices=("csv", "json"), default="json")
-    ap.add_argument("--fps", type=float, default=5.0, help="video clips: frames analysed per second of video")
+    ap.add_argument("--fps", type=positive_float(limit=120.0), default=5.0, help="video clips: frames analysed per second of video")
     ap.add_argument("--annotated", metavar="OUT", help="video clips: write the sampled frames, boxed, to OUT (.mp4, ...)")
     args = ap.parse_args(argv)
+    from . import video
+
+    if args.annotated:  # checked before the model loads: an output that would destroy an input is refused first
+        try:
+            if not any(video.is_video_path(p) for p in args.paths):
+                raise DataError("--annotated writes a boxed copy of a video clip; no clip was given")
+            check_output_file(args.annotated, args.paths, "--annotated")
+        except DataError as e:
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            return 2
 
     from .checkpoint import CheckpointError, load_model
 
@@ -294,8 +305,6 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    from . import video
-
     if any(video.is_video_path(p) for p in args.paths):  # clips get per-frame rows and tracks (fer_core.video)
         return video.cli(model, prep, args)
     rows = predict_paths(model, prep, args.paths, tta=args.tta)

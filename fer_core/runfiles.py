@@ -133,6 +133,20 @@ def run_base_name(model: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}"
 
 
+def run_name_problem(name: str) -> str | None:
+    """Why `name` is not one plain folder name (no path separators, no leading '.' or '-', no control
+    characters, at most 200 bytes), or None: a run never lands outside its runs folder."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        return f"run name {name!r} must be a plain folder name"
+    if name.startswith("-"):
+        return f"run name {name!r} must not start with '-'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"run name {name!r} must not hold control characters"
+    if len(name.encode()) > 200:
+        return "run name is too long (at most 200 bytes)"
+    return None
+
+
 def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
     """A new run directory under `out_dir`. A taken default name gets a suffix (-2, -3, ...); an explicit
     `name` that exists is an error, unless it is the empty folder runs.launch made for this trainer."""
@@ -142,6 +156,9 @@ def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
     except OSError as e:
         raise ValueError(f"cannot make the runs folder {root}: {e.strerror or e}") from None
     if name:
+        problem = run_name_problem(name)
+        if problem:
+            raise ValueError(problem)
         run = root / name
         try:
             run.mkdir()
@@ -151,6 +168,8 @@ def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
             if not made_by_launcher:
                 raise ValueError(f"run {name!r} already exists in {root}; choose another --name "
                                  f"or continue it with --resume {run}") from None
+        except OSError as e:
+            raise ValueError(f"cannot make the run folder {run}: {e.strerror or e}") from None
         return run
     for i in range(1, 10_000):
         run = root / (default_base if i == 1 else f"{default_base}-{i}")
@@ -159,6 +178,8 @@ def create_run_dir(out_dir, name: str | None, default_base: str) -> Path:
             return run
         except FileExistsError:
             continue
+        except OSError as e:
+            raise ValueError(f"cannot make a run folder in {root}: {e.strerror or e}") from None
     raise ValueError(f"no free run name for {default_base} in {root}")
 
 

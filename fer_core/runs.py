@@ -26,6 +26,7 @@ from pathlib import Path
 from .config import TrainConfig, config_from_dict, save_config
 from .data import DataError, atomic_write_bytes, resolve_split, source_kind
 from .devices import available_devices, check_device, device_description  # noqa: F401
+from .runfiles import run_name_problem
 from .runfiles import (LAUNCH_CONFIG, LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
                        log_tail, now_iso, read_config, read_metrics, run_base_name, tail, write_json)
 from .runstate import (ACTIVE_STATES, STATES, Run, active_runs, effective_state, estimate_seconds,  # noqa: F401
@@ -64,15 +65,10 @@ def new_run_name(runs_dir, model: str) -> str:
 
 
 def check_run_name(name: str) -> None:
-    """A run name is one plain folder name: no path separators, no leading '.' or '-', no control characters."""
-    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
-        raise LaunchError(f"run name {name!r} must be a plain folder name")
-    if name.startswith("-"):
-        raise LaunchError(f"run name {name!r} must not start with '-'")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise LaunchError(f"run name {name!r} must not hold control characters")
-    if len(name.encode()) > 200:
-        raise LaunchError("run name is too long (at most 200 bytes)")
+    """A run name is one plain folder name (runfiles.run_name_problem)."""
+    problem = run_name_problem(name)
+    if problem:
+        raise LaunchError(problem)
 
 
 def _spawn(argv: list[str], run: Path) -> subprocess.Popen:

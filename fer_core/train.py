@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shape_mismatch
 from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
@@ -223,7 +223,10 @@ def main(argv=None) -> int:
                 raise ValueError(f"{a.resume}: run already completed; nothing to resume")
             if not (Path(a.resume) / "last.pt").exists():
                 raise ValueError(f"{a.resume}: no last.pt to resume from")
-            read_checkpoint(Path(a.resume) / "last.pt")
+            last = read_checkpoint(Path(a.resume) / "last.pt")
+            problem = shape_mismatch({**last, "model_name": cfg.model, "model_args": cfg.model_args})
+            if problem:  # a last.pt of another model: one line, not load_state_dict's traceback
+                raise ValueError(f"{a.resume}/last.pt does not fit the run's model {cfg.model!r}: {problem}")
             if getattr(a, "device", "auto") != "auto":
                 cfg.device = a.device
         else:
@@ -237,7 +240,10 @@ def main(argv=None) -> int:
             load_split(cfg.data, cfg.val_split)
         run = train(cfg, out_dir=a.out, run_dir=a.resume or a.name, resume=bool(a.resume))
     except (ValueError, DataError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be written, a disk that is full: one line, the run is kept
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

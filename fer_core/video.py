@@ -110,7 +110,7 @@ def iter_frames(path, fps: float = DEFAULT_FPS, name: str | None = None, max_dur
     if info.duration > max_duration:
         cap.release()
         raise VideoError(f"{name}: clip is {info.duration / 60:.1f} min long; the limit is "
-                         f"{max_duration / 60:.1f} min (cut it, or raise --max-duration)")
+                         f"{max_duration / 60:.1f} min (cut it shorter; if it is shorter, its header is wrong: re-encode it)")
     if info_out is not None:
         info_out.append(info)
     stats = {"decoded": 0, "intervals": [], "last_t": 0.0}
