@@ -114,9 +114,10 @@ def shape_mismatch(ckpt: dict) -> str | None:
         return " ".join(str(e).split())
     want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
-    for k in want:
-        if k in have and have[k] != want[k]:
-            return f"{k} has shape {have[k]} in the file but {want[k]} in the model its model_args describe"
+    wrong = [f"size mismatch for {k}: {have[k]} in the file, {want[k]} in the model its model_args describe"
+             for k in want if k in have and have[k] != want[k]]
+    if wrong:  # every mismatched tensor, so the whole story is on the one line
+        return "; ".join(wrong)
     missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
     if missing or extra:
         return (f"missing keys {missing[:3]}" if missing else "") + (" " if missing and extra else "") + (

@@ -111,5 +111,5 @@ def test_resume_with_a_last_pt_of_other_shapes(tiny_checkpoint, synth_npz, tmp_p
     ck["state_dict"] = {k: torch.cat([v, v]) if v.dim() else v for k, v in ck["state_dict"].items()}  # wrong shapes
     torch.save(ck, last)
     before = digest(last)
-    one_line_error(run("fer_core.train", "--resume", run_dir), "does not fit", "shape")
+    one_line_error(run("fer_core.train", "--resume", run_dir), "does not fit", "size mismatch")
     assert digest(last) == before
