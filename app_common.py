@@ -83,6 +83,17 @@ class Ctx:
     data_error: str | None = None  # message if the entered data source was rejected (the sample is used)
 
 
+def data_source(text) -> str:
+    """The one guard of every data path typed in the dashboard (the sidebar's data source, the Train form's) and
+    of the loaders below: the real path of `text` when it lies inside a data root and is a regular file or
+    folder of a known kind within its size limit (fer_core.data.check_data_source). DataError otherwise, with a
+    message that says nothing about what exists outside the roots; nothing there is opened."""
+    path = os.path.expanduser(str(text or "").strip())
+    if not path:
+        raise DataError("enter a data source: a FER2013 .csv/.csv.gz, an image folder, a .zip or an .npz")
+    return fer_core.data.check_data_source(path)
+
+
 def file_version(path) -> str:
     """fer_core.data.file_key without the folder walk (one stat per rerun): the key of st.cache_* loaders;
     "missing" when the path does not exist."""
@@ -122,8 +133,9 @@ def _load_faces(path: str, split: str, mtime: float):
 
 
 def get_faces(path, split):
-    """FaceSet of a data source split, cached until the source changes."""
-    return _load_faces(str(path), split, file_version(path))
+    """FaceSet of a data source split, cached until the source changes. DataError outside the data roots."""
+    path = data_source(path)
+    return _load_faces(path, split, file_version(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -201,8 +213,9 @@ def _class_counts(path: str, split: str, mtime: float) -> dict:
 
 
 def get_class_counts(path, split) -> dict[str, int]:
-    """Faces per class of one split, without decoding images (cached)."""
-    return _class_counts(str(path), split, file_version(path))
+    """Faces per class of one split, without decoding images (cached). DataError outside the data roots."""
+    path = data_source(path)
+    return _class_counts(path, split, file_version(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -224,8 +237,9 @@ def split_label(path, split: str) -> str:
 
 
 def get_splits(path) -> list[str]:
-    """Splits the source holds, e.g. ["test"] for the bundled sample (cached)."""
-    return _splits(str(path), file_version(path))
+    """Splits the source holds, e.g. ["test"] for the bundled sample (cached). DataError outside the data roots."""
+    path = data_source(path)
+    return _splits(path, file_version(path))
 
 
 @st.cache_resource
@@ -379,8 +393,7 @@ def sidebar() -> Ctx:
     error = None
     try:
         if data != str(SAMPLE_DATA):  # a server path typed by whoever reaches the page: data roots only
-            fer_core.data.check_data_source(data)
-        fer_core.data.source_kind(data)
+            data = data_source(data)
         splits = get_splits(data)
         if not splits:
             raise DataError(f"{data}: no faces found in any split (train, val, test)")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,13 @@ import numpy as np
 # one image at a time lives in fer_core.images; re-exported, as the loaders and the pages use them with the data
 from .images import MAX_PIXELS, SIZE, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48, to_gray  # noqa: F401
 # the kinds of source and their readers live in fer_core.sources; CLASSES and the helpers pages use, re-exported
-from .sources import (CLASSES, IMAGE_EXTENSIONS, class_index, decode, read_labels, source_kind,  # noqa: F401
-                      stored_splits)
+from .sources import (CLASSES, IMAGE_EXTENSIONS, MAX_CSV_BYTES, MAX_IMAGE_FILE_BYTES, MAX_NPZ_BYTES,  # noqa: F401
+                      MAX_ZIP_BYTES, SkippedDataWarning, class_index, decode, read_labels, skipped_note, source_kind,
+                      stored_splits, warn_skipped)
 from .splits import (HOLDOUT, SPLIT_NAMES, SPLITS, Resolved, check_name, holdout_mask, resolve_csv,  # noqa: F401
                      resolve_holdout, resolve_stored, warn_fallback)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: what a split skipped is cached with it
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,6 +42,9 @@ class FaceSet:
     source: str
     split: str  # the name asked for
     resolved: Resolved | None = None  # what was read for it, and FER2013's name for it (fer_core.splits)
+    # what the source holds but this split left out (SkippedDataWarning): {"unknown_class_folders": {name: n},
+    # "rows_without_usage": n, "not_regular_files": n}; {} when nothing
+    skipped: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -49,7 +54,7 @@ class FaceSet:
         return {c: int(n) for c, n in zip(CLASSES, counts)}
 
     def subset(self, idx) -> "FaceSet":
-        return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split, self.resolved)
+        return FaceSet(self.x[idx], self.y[idx], self.ids[idx], self.source, self.split, self.resolved, self.skipped)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,8 +81,9 @@ def data_roots() -> list[Path]:
 
 def check_data_source(path, roots=None) -> str:
     """The real path of a data source a server user typed, if it lies inside a data root and is a regular file
-    or a folder; DataError otherwise. Outside the roots nothing is looked at, so the message tells nothing about
-    what exists there."""
+    or a folder of a known kind within its size limit (source_kind); DataError otherwise. Outside the roots
+    nothing is looked at, so the message tells nothing about what exists there. The one guard of every path
+    typed in the dashboard."""
     roots = data_roots() if roots is None else [Path(os.path.realpath(r)) for r in roots]
     real = Path(os.path.realpath(os.path.expanduser(str(path))))
     if not any(real == r or real.is_relative_to(r) for r in roots):
@@ -89,6 +95,10 @@ def check_data_source(path, roots=None) -> str:
         raise DataError(f"{path}: no such file or directory") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise DataError(f"{path}: not a regular file or folder")
+    try:
+        source_kind(real)  # format and size, from stat (a 4-byte look at a file of unknown name)
+    except DataError as e:
+        raise DataError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
     return str(real)
 
 
@@ -153,24 +163,28 @@ def load_split(path, split: str = "train", cache: bool = True) -> FaceSet:
             with np.load(cfile, allow_pickle=False) as z:
                 r = Resolved(split, *(str(z[k]) for k in ("stored", "usage", "note"))) if "stored" in z.files else None
                 x, y, ids = z["x"], z["y"], z["ids"]
-            fs = FaceSet(x, y, ids, str(path), split, r or resolve_split(p, split))
+                skipped = json.loads(str(z["skipped"])) if "skipped" in z.files else {}
+            fs = FaceSet(x, y, ids, str(path), split, r or resolve_split(p, split), skipped)
             warn_fallback(fs.resolved)
+            warn_skipped(path, split, skipped)
             return fs
         except DataError:
             raise
         except Exception:
             pass  # a damaged cache is rebuilt below
     r = resolve_split(p, split)
-    x, y, ids = decode(p, r.stored, split)
+    x, y, ids, skipped = decode(p, r.stored, split)
     if cache:
         buf = io.BytesIO()
-        np.savez(buf, x=x, y=y, ids=ids.astype(str), stored=r.stored, usage=r.usage, note=r.note)
+        np.savez(buf, x=x, y=y, ids=ids.astype(str), stored=r.stored, usage=r.usage, note=r.note,
+                 skipped=json.dumps(skipped))
         try:
             atomic_write_bytes(cfile, buf.getvalue())
         except OSError:
             pass  # read-only cache dir: still usable, just slower next time
     warn_fallback(r)
-    return FaceSet(x, y, ids.astype(str), str(path), split, r)
+    warn_skipped(path, split, skipped)
+    return FaceSet(x, y, ids.astype(str), str(path), split, r, skipped)
 
 
 def class_counts(path, split: str = "train") -> dict[str, int]:

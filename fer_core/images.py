@@ -3,7 +3,9 @@ model input. Shared by the data loaders (fer_core.data), photo/webcam prediction
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -21,6 +23,37 @@ class DataError(ValueError):
     """Bad input data; the message names the file and the problem."""
 
 
+def open_regular(path, max_bytes: int | None = None, what: str = "this kind of file"):
+    """`path` opened for binary reading only if it is a regular file (a FIFO, device or socket is refused
+    without being opened, so nothing blocks) of at most `max_bytes` bytes: checked with stat before opening and
+    again with fstat on what was opened (a file swapped in between is refused too). DataError for those;
+    OSError (missing, no permission) as raised."""
+    def check(st):
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: not a regular file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise DataError(f"{path}: {st.st_size:,} bytes, above the {max_bytes:,} byte limit for {what}")
+
+    check(os.stat(path))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        check(os.fstat(fd))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path, max_bytes: int, what: str = "this kind of file") -> bytes:
+    """The whole of a regular file of at most `max_bytes` bytes (open_regular), never more than that read."""
+    with open_regular(path, max_bytes, what) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew after the check
+        raise DataError(f"{path}: more than {max_bytes:,} bytes, the limit for {what}")
+    return data
+
+
 def open_image(src, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open a path, bytes or file object as a fully decoded PIL image, EXIF orientation applied.
 
@@ -30,6 +63,13 @@ def open_image(src, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Im
     try:
         if isinstance(src, (bytes, bytearray)):
             src = io.BytesIO(src)
+        if isinstance(src, (str, Path)):  # regular files only: a FIFO or a device named like a photo never blocks
+            try:
+                src = open_regular(src)
+            except DataError as e:
+                raise DataError(f"{label}: {str(e).rsplit(': ', 1)[-1]}") from None
+            with src:
+                return open_image(src, name=label, max_pixels=max_pixels)
         with warnings.catch_warnings():  # our own size check below gives the message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(src)

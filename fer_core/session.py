@@ -25,7 +25,7 @@ from . import __version__
 from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import CLASSES, HOLDOUT, atomic_write_bytes, holdout_mask, load_split
+from .data import CLASSES, HOLDOUT, atomic_write_bytes, holdout_mask, load_split, skipped_note
 from .devices import dist_info, resolve_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
@@ -224,7 +224,9 @@ def load_data(s: Session) -> None:
             "n_params": n_params, "data": {"source": str(Path(cfg.data).resolve()), "train_size": len(train_set),
             "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts(),
             # what val_split read in this source, and FER2013's name for it (fer_core.splits)
-            "val_split_resolved": val_set.resolved.as_dict() if val_set.resolved else None},
+            "val_split_resolved": val_set.resolved.as_dict() if val_set.resolved else None,
+            # what each split left out of the source (SkippedDataWarning): unknown class folders, rows, FIFOs
+            "skipped": {"train": train_set.skipped, cfg.val_split: val_set.skipped}},
             "seed": cfg.seed, "device": str(s.device), "world_size": s.world,
             "versions": {"fer_core": __version__, "torch": torch.__version__, "python": platform.python_version(),
                          "numpy": np.__version__},
@@ -234,6 +236,9 @@ def load_data(s: Session) -> None:
           + (f", {s.world} processes" if s.distributed else ""))
     if val_set.resolved is not None and val_set.resolved.note:
         s.log(f"note: {val_set.resolved.note}")
+    for fs in (train_set, val_set):
+        if fs.skipped:
+            s.log(f"note: {skipped_note(cfg.data, fs.split, fs.skipped)}")
     # data resident on the device as uint8: (N, 1, 48, 48)
     s.data = {"x_tr": torch.from_numpy(train_set.x).to(s.device)[:, None],
               "y_tr": torch.from_numpy(train_set.y).to(s.device),

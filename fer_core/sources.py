@@ -1,21 +1,63 @@
 """The kinds of FER2013 source and how each is read: Kaggle CSVs, an image folder <split>/<class>/*, a .zip of
 one (read in place), this project's .npz. fer_core.data caches what these return; fer_core.splits names the
-splits. Limits guard against a wrong folder or a zip bomb."""
+splits. Limits guard against a wrong folder, a zip bomb or a huge file: each source's size is checked from stat
+before anything is read, and only regular files are opened (a FIFO or device never blocks a read). What a source
+holds but a split leaves out without choosing to (unknown class folders, CSV rows without a known Usage, FIFOs in
+a folder) is counted and reported with SkippedDataWarning."""
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import os
+import stat
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .images import SIZE, DataError, open_image, to_face48
+from .images import SIZE, DataError, open_image, open_regular, read_regular, to_face48
 from .splits import split_of_dir
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 CACHE_VERSION = 1
 MAX_ZIP_MEMBER_BYTES = 20_000_000  # one image inside a .zip may expand to this much, not more
-MAX_WALK_ENTRIES = 200_000  # files and folders looked at under a folder source (FER2013 has ~36k)
+MAX_WALK_ENTRIES = 200_000  # files and folders looked at under a folder source, members of a zip (FER2013 has ~36k)
+# size limits per kind of source, checked from stat before reading (FER2013's own files are far below them)
+MAX_CSV_BYTES = 500_000_000  # a CSV, or what a .csv.gz expands to (fer2013.csv is 301 MB)
+MAX_NPZ_BYTES = 500_000_000  # an .npz, and what its arrays expand to (all of FER2013 as uint8 is 83 MB)
+MAX_ZIP_BYTES = 1_000_000_000  # an image-folder .zip, read in place (FER2013's is 63 MB)
+MAX_IMAGE_FILE_BYTES = 20_000_000  # one image file in a folder source
+USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+class SkippedDataWarning(UserWarning):
+    """A split left out part of its source: files in unknown class folders, CSV rows without a known Usage,
+    entries that are not regular files. FaceSet.skipped and the run's config.json record the counts."""
+
+
+def skipped_note(source, split: str, skipped: dict) -> str:
+    """One line saying what `skipped` (a FaceSet.skipped dict) left out of `split`; '' when nothing."""
+    parts = []
+    unknown = skipped.get("unknown_class_folders") or {}
+    if unknown:
+        n = sum(unknown.values())
+        names = ", ".join(f"{k!r}: {v}" for k, v in sorted(unknown.items())[:10]) + (", ..." if len(unknown) > 10 else "")
+        parts.append(f"{n:,} image(s) in {len(unknown)} folder(s) with no FER2013 class name ({names})")
+    if skipped.get("rows_without_usage"):
+        parts.append(f"{skipped['rows_without_usage']:,} CSV row(s) without a Usage of {', '.join(USAGES)}")
+    if skipped.get("not_regular_files"):
+        parts.append(f"{skipped['not_regular_files']:,} entr(ies) that are not regular files (FIFOs, devices, "
+                     "broken links)")
+    return f"{source}: split '{split}' skipped " + "; ".join(parts) if parts else ""
+
+
+def warn_skipped(source, split: str, skipped: dict) -> None:
+    note = skipped_note(source, split, skipped)
+    if note:
+        warnings.warn(note, SkippedDataWarning, stacklevel=3)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 _SYNONYMS = {
@@ -34,30 +76,65 @@ def class_index(name: str) -> int | None:
     return _SYNONYMS.get(name.strip().lower())
 
 
+def size_limit(kind: str) -> tuple[int, str]:
+    """(bytes, what) a source file of `kind` may hold (read at call time: tests lower the constants)."""
+    return {"csv": (MAX_CSV_BYTES, "a CSV data source"), "npz": (MAX_NPZ_BYTES, "an .npz data source"),
+            "zip": (MAX_ZIP_BYTES, "a .zip data source")}[kind]
+
+
+def _open_source(path, kind: str):
+    """The source file opened (open_regular: a regular file within its kind's size limit), errors as DataError."""
+    limit, what = size_limit(kind)
+    try:
+        return open_regular(path, limit, what)
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
 def source_kind(path) -> str:
+    """folder, zip, npz or csv; DataError when `path` is missing, not a regular file or folder, of no known
+    format, or larger than its kind's limit (checked from stat: nothing is read whole before it)."""
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file or directory")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file or directory") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         return "folder"
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file or folder")
     name = p.name.lower()
+    kind = None
     if name.endswith(".zip"):
-        return "zip"
-    if name.endswith(".npz"):
-        return "npz"
-    if name.endswith(".csv") or name.endswith(".csv.gz"):
-        return "csv"
-    with open(p, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"PK":
-        return "zip"
-    if head[:2] == b"\x1f\x8b":
-        return "csv"
-    raise DataError(f"{path}: unsupported data format (expected a FER2013 .csv/.csv.gz, an image folder, a .zip or a .npz)")
+        kind = "zip"
+    elif name.endswith(".npz"):
+        kind = "npz"
+    elif name.endswith(".csv") or name.endswith(".csv.gz"):
+        kind = "csv"
+    else:
+        try:
+            with open_regular(p) as f:
+                head = f.read(4)
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+        if head[:2] == b"PK":
+            kind = "zip"
+        elif head[:2] == b"\x1f\x8b":
+            kind = "csv"
+    if kind is None:
+        raise DataError(f"{path}: unsupported data format (expected a FER2013 .csv/.csv.gz, an image folder, a .zip or a .npz)")
+    limit, what = size_limit(kind)
+    if st.st_size > limit:
+        raise DataError(f"{path}: {st.st_size:,} bytes, above the {limit:,} byte limit for {what}")
+    return kind
 
 
-def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
-    """(split_dir_name, class_dir_name, file) for every image under <split>/<class>/ in a folder."""
+def _folder_entries(path: Path, irregular: list | None = None) -> list[tuple[str, str, str]]:
+    """(split_dir_name, class_dir_name, file) for every image under <split>/<class>/ in a folder. Only regular
+    files (or links to them) count: a FIFO, device or broken link named like an image is left out, and added
+    to `irregular` (same tuples) so the split that would have held it can say so."""
     out, seen = [], 0
     for root, dirs, files in os.walk(path):
         seen += len(dirs) + len(files)
@@ -69,12 +146,21 @@ def _folder_entries(path: Path) -> list[tuple[str, str, str]]:
                 rel = os.path.relpath(os.path.join(root, f), path)
                 parts = Path(rel).parts
                 if len(parts) >= 3:
-                    out.append((parts[-3], parts[-2], rel))
+                    try:
+                        regular = stat.S_ISREG(os.stat(os.path.join(root, f)).st_mode)
+                    except OSError:
+                        regular = False
+                    if regular:
+                        out.append((parts[-3], parts[-2], rel))
+                    elif irregular is not None:
+                        irregular.append((parts[-3], parts[-2], rel))
     return out
 
 
 def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     out = []
+    if len(zf.infolist()) > MAX_WALK_ENTRIES:
+        raise DataError(f"{zf.filename}: more than {MAX_WALK_ENTRIES:,} members; a FER2013 zip holds ~36k images")
     for info in zf.infolist():
         if info.is_dir() or not info.filename.lower().endswith(IMAGE_EXTENSIONS):
             continue
@@ -89,10 +175,11 @@ def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     return out
 
 
-def _select_split(entries, want: str, source: str):
-    """Keep the entries of stored split `want` (train/val/test; fer_core.splits resolves a requested name)."""
+def _select_split(entries, want: str, source: str, skipped: dict | None = None, irregular=()):
+    """Keep the entries of stored split `want` (train/val/test; fer_core.splits resolves a requested name).
+    `skipped` gets what the split leaves out: files per unknown class folder, entries not regular files."""
     present = {split_of_dir(s) for s, _, _ in entries} - {None}
-    chosen, unknown = [], set()
+    chosen, unknown = [], {}
     for s, c, f in entries:
         if split_of_dir(s) != want:
             continue
@@ -100,7 +187,13 @@ def _select_split(entries, want: str, source: str):
         if k is not None:
             chosen.append((k, f))
         else:
-            unknown.add(c)
+            unknown[c] = unknown.get(c, 0) + 1
+    if skipped is not None:
+        if unknown:
+            skipped["unknown_class_folders"] = unknown
+        n_irregular = sum(1 for s, _, _ in irregular if split_of_dir(s) == want)
+        if n_irregular:
+            skipped["not_regular_files"] = n_irregular
     if not chosen and unknown:
         names = ", ".join(sorted(unknown)[:10]) + (", ..." if len(unknown) > 10 else "")
         raise DataError(f"{source}: split '{want}' has no recognised class folders (found: {names}; "
@@ -115,21 +208,40 @@ def _select_split(entries, want: str, source: str):
 def _read_csv(path: Path):
     import pandas as pd
 
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
-    except Exception as e:  # pandas raises many types for garbage input
-        raise DataError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
+    with _open_source(path, "csv") as f:  # a regular file within MAX_CSV_BYTES
+        src = f
+        if f.read(2) == b"\x1f\x8b":  # gzip: what it expands to is bounded too, read no further than the limit
+            f.seek(0)
+            try:
+                raw = gzip.GzipFile(fileobj=f).read(MAX_CSV_BYTES + 1)
+            except (OSError, EOFError, zlib.error) as e:
+                raise DataError(f"{path}: corrupt gzip file ({e})") from None
+            if len(raw) > MAX_CSV_BYTES:
+                raise DataError(f"{path}: expands to more than {MAX_CSV_BYTES:,} bytes, the limit for a CSV data "
+                                "source")
+            src = io.BytesIO(raw)
+        else:
+            f.seek(0)
+        try:
+            df = pd.read_csv(src, dtype=str, keep_default_na=False, compression=None)
+        except Exception as e:  # pandas raises many types for garbage input
+            raise DataError(f"{path}: cannot read as CSV ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
     df.columns = [c.strip().lower() for c in df.columns]
     if "pixels" not in df.columns or "emotion" not in df.columns:
         raise DataError(f"{path}: CSV needs 'emotion' and 'pixels' columns, found {list(df.columns)}")
     return df
 
 
-def _csv_split(df, usage: str, path: Path, name: str | None = None):
-    """Rows whose Usage is `usage` (Training, PublicTest, PrivateTest); a CSV without Usage is all Training."""
+def _csv_split(df, usage: str, path: Path, name: str | None = None, skipped: dict | None = None):
+    """Rows whose Usage is `usage` (Training, PublicTest, PrivateTest); a CSV without Usage is all Training.
+    `skipped` gets the count of rows with no known Usage (in no split at all)."""
     if "usage" in df.columns:
-        mask = df["usage"].str.strip() == usage
+        col = df["usage"].fillna("").astype(str).str.strip()
+        mask = col == usage
         rows = np.flatnonzero(mask.to_numpy())
+        n_none = int((~col.isin(USAGES)).sum())
+        if skipped is not None and n_none:
+            skipped["rows_without_usage"] = n_none
     elif usage == "Training":
         rows = np.arange(len(df))
     else:
@@ -153,9 +265,9 @@ def _parse_labels(df, rows, path):
     return y
 
 
-def _decode_csv(path: Path, split: str, name: str | None = None):
+def _decode_csv(path: Path, split: str, name: str | None = None, skipped: dict | None = None):
     df = _read_csv(path)
-    rows = _csv_split(df, split, path, name)
+    rows = _csv_split(df, split, path, name, skipped)
     y = _parse_labels(df, rows, path)
     pix = df["pixels"].to_numpy()[rows]
     x = np.empty((len(rows), SIZE, SIZE), dtype=np.uint8)
@@ -185,9 +297,18 @@ def _decode_images(items, read, source):
     return x, y, ids
 
 
+def _npz_expanded(path, z) -> None:
+    """Refuse an .npz whose arrays expand past MAX_NPZ_BYTES (a compressed .npz can be a zip bomb)."""
+    total = sum(i.file_size for i in z.zip.infolist())
+    if total > MAX_NPZ_BYTES:
+        raise DataError(f"{path}: its arrays expand to {total:,} bytes, above the {MAX_NPZ_BYTES:,} byte limit for "
+                        "an .npz data source")
+
+
 def _decode_npz(path: Path, split: str):
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with _open_source(path, "npz") as f, np.load(f, allow_pickle=False) as z:
+            _npz_expanded(path, z)
             keys = set(z.files)
             want = split
             if f"{want}_x" not in keys:
@@ -208,24 +329,44 @@ def _decode_npz(path: Path, split: str):
     return x, y, ids.astype(str)
 
 
-def decode(path: Path, split: str, name: str | None = None):
-    """Decode stored split `split`; `name`: the name it was asked for, for messages."""
-    kind = source_kind(path)
-    if kind == "csv":
-        return _decode_csv(path, split, name)
-    if kind == "npz":
-        return _decode_npz(path, split)
-    if kind == "folder":
-        items = _select_split(_folder_entries(path), split, str(path))
-        return _decode_images(items, lambda n: str(path / n), str(path))
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataError(f"{path}: corrupt zip file") from None
-    with zf:
-        items = _select_split(_zip_entries(zf), split, str(path))
+def _read_image_file(path: Path):
+    def read(name):
         try:
-            return _decode_images(items, zf.read, str(path))
+            return read_regular(path / name, MAX_IMAGE_FILE_BYTES, "one image")
+        except OSError as e:
+            raise DataError(f"{path}:{name}: cannot read ({e.strerror or e})") from None
+    return read
+
+
+@contextlib.contextmanager
+def _open_zip(path: Path):
+    """The zip source opened (a regular file within MAX_ZIP_BYTES), as a ZipFile read in place."""
+    with _open_source(path, "zip") as f:
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise DataError(f"{path}: corrupt zip file") from None
+        with zf:
+            yield zf
+
+
+def decode(path: Path, split: str, name: str | None = None):
+    """Decode stored split `split`; `name`: the name it was asked for, for messages. -> (x, y, ids, skipped):
+    skipped counts what the split left out (see SkippedDataWarning), {} when nothing."""
+    kind = source_kind(path)
+    skipped: dict = {}
+    if kind == "csv":
+        return (*_decode_csv(path, split, name, skipped), skipped)
+    if kind == "npz":
+        return (*_decode_npz(path, split), skipped)
+    if kind == "folder":
+        irregular: list = []
+        items = _select_split(_folder_entries(path, irregular), split, str(path), skipped, irregular)
+        return (*_decode_images(items, _read_image_file(path), str(path)), skipped)
+    with _open_zip(path) as zf:
+        items = _select_split(_zip_entries(zf), split, str(path), skipped)
+        try:
+            return (*_decode_images(items, zf.read, str(path)), skipped)
         except zipfile.BadZipFile as e:
             raise DataError(f"{path}: corrupt zip member ({e})") from None
 
@@ -234,17 +375,16 @@ def stored_splits(p: Path, kind: str) -> set[str]:
     """The stored splits (train/val/test) a folder, zip or .npz holds (a listing, no decoding)."""
     if kind == "npz":
         try:
-            with np.load(p, allow_pickle=False) as z:
+            with _open_source(p, "npz") as f, np.load(f, allow_pickle=False) as z:
                 return {k[:-2] for k in z.files if k.endswith("_x")}
+        except DataError:
+            raise
         except Exception as e:
             raise DataError(f"{p}: not a readable .npz data file ({e})") from None
     if kind == "folder":
         return {split_of_dir(d) for d, _, _ in _folder_entries(p)} - {None}
-    try:
-        with zipfile.ZipFile(p) as zf:
-            return {split_of_dir(d) for d, _, _ in _zip_entries(zf)} - {None}
-    except zipfile.BadZipFile:
-        raise DataError(f"{p}: corrupt zip file") from None
+    with _open_zip(p) as zf:
+        return {split_of_dir(d) for d, _, _ in _zip_entries(zf)} - {None}
 
 
 def read_labels(p: Path, kind: str, stored: str, name: str | None = None) -> np.ndarray:
@@ -256,8 +396,5 @@ def read_labels(p: Path, kind: str, stored: str, name: str | None = None) -> np.
         return _decode_npz(p, stored)[1]
     if kind == "folder":
         return np.array([k for k, _ in _select_split(_folder_entries(p), stored, str(p))])
-    try:
-        with zipfile.ZipFile(p) as zf:
-            return np.array([k for k, _ in _select_split(_zip_entries(zf), stored, str(p))])
-    except zipfile.BadZipFile:
-        raise DataError(f"{p}: corrupt zip file") from None
+    with _open_zip(p) as zf:
+        return np.array([k for k, _ in _select_split(_zip_entries(zf), stored, str(p))])

@@ -13,10 +13,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_common import (SAMPLE_DATA, get_class_counts, get_splits, load_settings, runs_dir, save_setting, settings_file,
-                        set_active_checkpoint, sidebar)
+from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, load_settings, runs_dir, save_setting,
+                        settings_file, set_active_checkpoint, sidebar)
 from fer_core import runs
-from fer_core.data import DataError, source_kind
+from fer_core.data import DataError
 from fer_core.calibrate import Calibration, calibrate, estimate_seconds, trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
 from fer_core.recipes import RECIPES, recipe_config
@@ -236,11 +236,11 @@ def launch_from_form() -> Path:
     data = opts["data"]
     if not data:
         raise runs.LaunchError("enter a data source with a train split")
-    try:
-        source_kind(data)
+    try:  # the dashboard's one guard of typed paths: data roots, regular files, size (app_common.data_source)
+        data = opts["data"] = data_source(data)
+        splits = get_splits(data)
     except DataError as e:
         raise runs.LaunchError(str(e)) from None
-    splits = get_splits(data)
     if "train" not in splits:
         raise runs.LaunchError(f"{data} has no train split (it holds: {', '.join(splits) or 'nothing'}). Training "
                                "needs e.g. the full FER2013 csv, or a folder/zip with train/<class>/ images.")
