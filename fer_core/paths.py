@@ -30,6 +30,8 @@ def check_output_file(out, inputs=(), what: str = "output") -> Path:
             raise DataError(f"{out}: {what} is the input {i}; it would be overwritten; name another file")
         if not p.exists() and os.path.realpath(p) == os.path.realpath(i):
             raise DataError(f"{out}: {what} is the input {i}; name another file")
+        if p.exists() and i.is_dir() and Path(os.path.realpath(i)) in Path(os.path.realpath(p)).parents:
+            raise DataError(f"{out}: {what} is a file of the input folder {i}; it would be overwritten")
     if not p.parent.is_dir():
         raise DataError(f"{out}: {what}'s folder {p.parent} does not exist")
     return p

@@ -66,38 +66,200 @@ def append_jsonl(path, obj) -> None:
     """metrics.jsonl is rewritten whole through a temp file so a reader never sees half a line."""
     path = Path(path)
     old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):  # a last line cut short (or edited by hand) stays apart from the new one
+        old += b"\n"
     atomic_write_bytes(path, old + (json.dumps(obj) + "\n").encode())
 
 
-def read_metrics(run_dir) -> list[dict]:
-    """metrics.jsonl as a list of dicts in epoch order (lines that do not parse are skipped). An epoch logged
-    twice (a run resumed from a last.pt older than its last logged epoch) keeps its latest line."""
-    by_epoch = {}
-    try:
-        lines = (Path(run_dir) / METRICS_FILE).read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            m = json.loads(line)
-        except ValueError:
+# ----------------------------------------------------------------------------------------------
+# what is read from a run directory is checked by type, here and only here: a run folder is a file anyone can
+# edit, and one wrong-typed field must not take down a page that lists every run. A field of the wrong type is
+# left out (so .get() gives None or its default) and named in a one-line problem; a metrics line that does not
+# parse or holds a wrong-typed value is skipped and counted.
+
+INT, FLOAT, STR, BOOL, DICT, LIST = "an integer", "a number", "a string", "true/false", "an object", "a list"
+
+
+def _fits(v, kind) -> bool:
+    if isinstance(kind, dict):
+        return isinstance(v, dict)
+    if kind == INT:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if kind == FLOAT:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, {STR: str, BOOL: bool, DICT: dict, LIST: list}[kind])
+
+
+def _kind_name(kind) -> str:
+    return DICT if isinstance(kind, dict) else kind
+
+
+def _type_name(v) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
+            int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def typed(obj: dict, schema: dict, where: str) -> tuple[dict, list[str]]:
+    """(a copy of `obj` without the fields of `schema` whose value is of the wrong type, the problems found).
+    A kind that is itself a dict is a nested schema; null is accepted everywhere (an optional field) and left
+    out too, so that .get(key, default) gives the default."""
+    out, problems = dict(obj), []
+    for key, kind in schema.items():
+        if key not in out:
             continue
-        if isinstance(m, dict) and isinstance(m.get("epoch"), int):
+        if out[key] is None:
+            del out[key]
+            continue
+        v = out[key]
+        if not _fits(v, kind):
+            del out[key]
+            problems.append(f"{where}: {key!r} is {_type_name(v)}, not {_kind_name(kind)}")
+        elif isinstance(kind, dict):
+            out[key], sub = typed(v, kind, f"{where} {key}")
+            problems += sub
+    return out, problems
+
+
+def read_json_checked(path) -> tuple[dict, str | None]:
+    """(object, problem): ({}, None) when the file does not exist; ({}, one line) when it cannot be read, does
+    not parse or is not a JSON object."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, UnicodeDecodeError) as e:
+        return {}, f"{p.name} cannot be read ({getattr(e, 'strerror', None) or e.__class__.__name__})"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return {}, f"{p.name} is not valid JSON"
+    if not isinstance(obj, dict):
+        return {}, f"{p.name} holds {_type_name(obj)}, not an object"
+    return obj, None
+
+
+def _read_typed(path, schema) -> tuple[dict, list[str]]:
+    obj, problem = read_json_checked(path)
+    if problem:
+        return {}, [problem]
+    return typed(obj, schema, Path(path).name)
+
+
+_PROGRESS = {"epoch": INT, "step": INT, "steps": INT, "step_seconds": FLOAT, "images_per_s": FLOAT}
+STATUS_SCHEMA = {"state": STR, "epoch": INT, "epochs": INT, "pid": INT, "host": STR, "elapsed": FLOAT,
+                 "updated": STR, "updated_ts": FLOAT, "started": STR, "finished": STR, "error": STR, "device": STR,
+                 "images_per_s": FLOAT, "best_val_acc": FLOAT, "progress": _PROGRESS, "last": DICT}
+LAUNCH_SCHEMA = {"config": DICT, "pid": INT, "host": STR, "created": STR, "launched": STR, "command": LIST}
+_DATA = {"source": STR, "train_size": INT, "val_size": INT, "val_split": STR, "class_counts": DICT}
+
+
+def hyperparameter_schema() -> dict:
+    """TrainConfig's fields by the kind of value each holds."""
+    from .config import options  # (config imports torch: only when a run's hyperparameters are read)
+
+    kinds = {"int": INT, "float": FLOAT, "bool": BOOL, "str": STR, "json": DICT}
+    return {o.name: kinds.get(o.kind, STR) for o in options()}
+
+
+def config_schema() -> dict:
+    return {"hyperparameters": hyperparameter_schema(), "model_name": STR, "model_args": DICT, "data": _DATA,
+            "device": STR, "created": STR, "n_params": INT, "seed": INT, "world_size": INT}
+
+
+def read_status(run_dir) -> tuple[dict, list[str]]:
+    """status.json, checked by type -> (status, problems)."""
+    return _read_typed(Path(run_dir) / STATUS_FILE, STATUS_SCHEMA)
+
+
+def read_launch(run_dir) -> tuple[dict, list[str]]:
+    """launch.json, checked by type -> (launch record, problems)."""
+    return _read_typed(Path(run_dir) / LAUNCH_FILE, LAUNCH_SCHEMA)
+
+
+def _metrics_line(line: str) -> dict | None:
+    """One metrics.jsonl line as a dict, or None when it is not a line the trainer writes: an object with an
+    integer epoch >= 0 whose known fields (METRICS_SCHEMA) hold numbers (or null), "time" a string."""
+    try:
+        m = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(m, dict) or not _fits(m.get("epoch"), INT) or m["epoch"] < 0:
+        return None
+    return None if typed(m, METRICS_SCHEMA, "")[1] else m
+
+
+METRICS_SCHEMA = {k: FLOAT for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "elapsed",
+                                     "train_seconds", "images_per_s", "train_size")} | {"time": STR}
+
+
+def read_metrics_checked(run_dir) -> tuple[list[dict], int]:
+    """(metrics.jsonl as a list of dicts in epoch order, the number of lines skipped because they do not parse
+    or hold a wrong-typed value). An epoch logged twice (a run resumed from a last.pt older than its last
+    logged epoch) keeps its latest line."""
+    by_epoch, bad = {}, 0
+    try:
+        lines = (Path(run_dir) / METRICS_FILE).read_text(errors="replace").splitlines()
+    except OSError:
+        return [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        m = _metrics_line(line)
+        if m is None:
+            bad += 1
+        else:
             by_epoch[m["epoch"]] = m
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    return [by_epoch[e] for e in sorted(by_epoch)], bad
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """read_metrics_checked without the count of skipped lines."""
+    return read_metrics_checked(run_dir)[0]
+
+
+def trim_metrics(run_dir, last_epoch: int) -> int:
+    """On resume: drop the lines of epochs after `last_epoch` (they are trained again). Lines that are not
+    metrics lines are kept as they are (readers skip them; nothing written by someone else is lost), each
+    ending in a newline so the next line appended stays a line of its own. -> the number of such lines."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return 0
+    keep, bad = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        m = _metrics_line(line)
+        if m is None:
+            bad += 1
+            keep.append(line)
+        elif m["epoch"] <= last_epoch:
+            keep.append(line)
+    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+    return bad
+
+
+def read_config_checked(run_dir) -> tuple[dict, list[str]]:
+    """config.json checked by type; before the trainer has written it, the launch request in the same shape.
+    -> (config, problems)."""
+    run = Path(run_dir)
+    cfg, problems = _read_typed(run / RUN_CONFIG, config_schema())
+    if cfg or problems:
+        return cfg, problems
+    launch, problems = read_launch(run)
+    req = launch.get("config")
+    if req:
+        req, more = typed(req, hyperparameter_schema(), f"{LAUNCH_FILE} config")
+        return {"hyperparameters": req, "model_name": req.get("model"), "model_args": req.get("model_args") or {},
+                "data": {"source": req.get("data")}}, problems + more
+    return {}, problems
 
 
 def read_config(run_dir) -> dict:
-    """config.json; before the trainer has written it, the launch request in the same shape."""
-    run = Path(run_dir)
-    cfg = read_json(run / RUN_CONFIG)
-    if cfg:
-        return cfg
-    req = read_json(run / LAUNCH_FILE).get("config")
-    if req:
-        return {"hyperparameters": req, "model_name": req.get("model"), "model_args": req.get("model_args", {}),
-                "data": {"source": req.get("data")}}
-    return {}
+    """read_config_checked without its problems."""
+    return read_config_checked(run_dir)[0]
 
 
 def is_run_dir(path) -> bool:

@@ -187,7 +187,7 @@ def delete_run(run_dir, runs_dir) -> None:
     shutil.rmtree(run)
 
 
-def wait(run_dir, states=("completed", "stopped", "failed", "stale"), timeout: float = 60.0,
+def wait(run_dir, states=("completed", "stopped", "failed", "diverged", "stale"), timeout: float = 60.0,
          poll: float = 0.2) -> Run:
     """Block until the run reaches one of `states` (for scripts and tests); TimeoutError otherwise."""
     end = time.time() + timeout

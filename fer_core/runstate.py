@@ -9,10 +9,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runfiles import (BEST_FILE, LAST_FILE, LAUNCH_FILE, OUTPUT_LOG, RUN_CONFIG, STATUS_FILE, STOP_FILE,
-                       is_run_dir, parse_time, read_config, read_json, read_metrics, tail)
+from .runfiles import (BEST_FILE, LAST_FILE, LAUNCH_FILE, METRICS_FILE, OUTPUT_LOG, RUN_CONFIG, STATUS_FILE, STOP_FILE,
+                       is_run_dir, parse_time, read_config_checked, read_json, read_launch, read_metrics_checked,
+                       read_status, tail)
 
-STATES = ("queued", "running", "completed", "stopped", "failed", "stale")
+# "diverged": the trainer stopped a run whose loss became NaN or infinite (last.pt/best.pt keep finite weights)
+STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "stale")
 ACTIVE_STATES = ("queued", "running")
 
 
@@ -29,6 +31,18 @@ class Run:
     config: dict = field(default_factory=dict)  # config.json, or the launch request until that exists
     metrics: list = field(default_factory=list)
     reason: str = ""  # why the state is what it is, when it was inferred (stale, failed, ...)
+    problems: list = field(default_factory=list)  # what of its files could not be read (runfiles.typed)
+    skipped_metrics: int = 0  # metrics.jsonl lines skipped: not JSON, or a wrong-typed value
+
+    @property
+    def unreadable(self) -> str:
+        """One line on what of this run's files could not be read ('' when all of it could): its wrong-typed
+        fields are left out of what the accessors give."""
+        parts = list(self.problems)
+        if self.skipped_metrics:
+            parts.append(f"{METRICS_FILE}: {self.skipped_metrics} line{'s' * (self.skipped_metrics != 1)} "
+                         "skipped (not JSON or wrong-typed values)")
+        return " ".join("; ".join(parts).split())
 
     @property
     def active(self) -> bool:
@@ -36,7 +50,7 @@ class Run:
 
     @property
     def hyperparameters(self) -> dict:
-        return self.config.get("hyperparameters", {})
+        return self.config.get("hyperparameters") or {}
 
     @property
     def epoch(self) -> int:
@@ -48,7 +62,7 @@ class Run:
 
     @property
     def best_val_acc(self) -> float | None:
-        accs = [m["val_acc"] for m in self.metrics if "val_acc" in m]
+        accs = [m["val_acc"] for m in self.metrics if m.get("val_acc") is not None and math.isfinite(m["val_acc"])]
         return max(accs) if accs else None
 
     @property
@@ -59,7 +73,7 @@ class Run:
         if spent is None:  # a run from before "elapsed" was recorded: finished epochs only
             if not self.metrics:
                 return 0.0 if self.active else None
-            spent = self.metrics[-1].get("elapsed", 0.0)
+            spent = self.metrics[-1].get("elapsed") or 0.0
         spent = float(spent)
         if self.state == "running":
             since = self.status.get("updated_ts") or parse_time(self.status.get("updated"))
@@ -71,7 +85,8 @@ class Run:
     def progress(self) -> dict:
         """The epoch in progress: {epoch, step, steps, step_seconds, images_per_s} ({} when none is)."""
         p = self.status.get("progress")
-        return p if self.state == "running" and isinstance(p, dict) and p.get("steps") else {}
+        whole = isinstance(p, dict) and all(p.get(k) is not None for k in ("epoch", "step", "steps"))
+        return p if self.state == "running" and whole and p.get("steps") else {}
 
     @property
     def images_per_s(self) -> float | None:
@@ -101,11 +116,11 @@ class Run:
 
     @property
     def error(self) -> str | None:
-        return self.status.get("error") or (self.reason if self.state == "failed" else None)
+        return self.status.get("error") or (self.reason if self.state in ("failed", "diverged") else None)
 
     @property
     def launch(self) -> dict:
-        return read_json(self.path / LAUNCH_FILE)
+        return read_launch(self.path)[0]
 
     @property
     def best_checkpoint(self) -> Path | None:
@@ -187,8 +202,10 @@ def process_alive(status: dict, launch: dict) -> tuple[bool | None, str]:
 def effective_state(run_dir) -> tuple[str, str, dict]:
     """(state, reason, status): status.json's state, corrected when the recorded process is gone."""
     run = Path(run_dir)
-    status = read_json(run / STATUS_FILE)
-    launch = read_json(run / LAUNCH_FILE)
+    return _effective_state(run, read_status(run)[0], read_launch(run)[0])
+
+
+def _effective_state(run: Path, status: dict, launch: dict) -> tuple[str, str, dict]:
     state = status.get("state") or ("queued" if launch else "stale")
     if state not in ACTIVE_STATES:
         return (state if state in STATES else "stale"), "", status
@@ -209,10 +226,13 @@ def effective_state(run_dir) -> tuple[str, str, dict]:
 
 def read_run(run_dir) -> Run:
     run = Path(run_dir)
-    state, reason, status = effective_state(run)
+    (status, p_status), (launch, p_launch) = read_status(run), read_launch(run)
+    state, reason, status = _effective_state(run, status, launch)
     if not status and state == "stale":
         reason = reason or "no status.json"
-    return Run(run.name, run, state, status, read_config(run), read_metrics(run), reason)
+    config, p_config = read_config_checked(run)
+    metrics, skipped = read_metrics_checked(run)
+    return Run(run.name, run, state, status, config, metrics, reason, p_status + p_launch + p_config, skipped)
 
 
 def list_runs(runs_dir) -> list[Run]:
@@ -310,7 +330,8 @@ def estimate_seconds(runs_list, model: str, model_args: dict, n_train: int, epoc
         if not ips:
             continue
         rate = sum(ips) / len(ips)
-        evals = [m["seconds"] - m["train_seconds"] for m in r.metrics if m.get("train_seconds") is not None]
+        evals = [m["seconds"] - m["train_seconds"] for m in r.metrics
+                 if m.get("train_seconds") is not None and m.get("seconds") is not None]
         per_eval = sum(evals) / len(evals) if evals else 0.0
         # start-up: process start + data load, the time from launch to the first epoch's start
         startup = 0.0

@@ -34,6 +34,11 @@ from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FIL
 from .steps import make_optimizer
 
 
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite: the run ends "diverged"; last.pt and best.pt keep the last
+    finite epoch (nothing after it is saved)."""
+
+
 class Log:
     """Timestamped lines to train.log and stderr, from rank 0 only."""
 
@@ -194,7 +199,9 @@ def start_status(s: Session) -> None:
         return
     path = s.run / STATUS_FILE
     if s.resume:
-        old = json.loads(path.read_text()) if path.exists() else {}
+        from .runfiles import read_status  # checked by type: a garbled status.json does not block the resume
+
+        old = read_status(s.run)[0]
         s.status["started"] = old.get("started", s.status["started"])
         s.clock_base = float(old.get("elapsed") or 0.0)
         s.status.update(resumed=now_iso(), epoch=old.get("epoch", 0), best_val_acc=old.get("best_val_acc"))
@@ -261,11 +268,11 @@ def build(s: Session) -> None:
         s.status.update(epoch=s.start_epoch, best_val_acc=s.best_acc if s.best_acc >= 0 else None)
         if s.main:
             # epochs after last.pt's (a kill after their metrics were written) are trained again
-            mfile = s.run / METRICS_FILE
-            if mfile.exists():
-                keep = [ln for ln in mfile.read_text().splitlines()
-                        if ln.strip() and json.loads(ln)["epoch"] <= s.start_epoch]
-                atomic_write_bytes(mfile, "".join(ln + "\n" for ln in keep).encode())
+            from .runfiles import trim_metrics  # lines that are not metrics lines are kept and counted
+
+            bad = trim_metrics(s.run, s.start_epoch)
+            if bad:
+                s.log(f"note: {bad} line{'s' * (bad != 1)} of {METRICS_FILE} skipped (not JSON or wrong-typed values)")
             s.touch()
         s.log(f"resumed from epoch {s.start_epoch} (best val acc {s.best_acc:.4f})")
     elif s.main:
@@ -297,9 +304,14 @@ def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
 
 
 def fail(s: Session, e: BaseException) -> None:
-    """Record a failure in status.json and the log (the exception is raised on by the caller)."""
+    """Record a failure in status.json and the log (the exception is raised on by the caller); a Diverged run
+    ends "diverged", at the epoch its last.pt holds."""
     if s.main and s.run.exists():
         s.status.pop("progress", None)
+        if isinstance(e, Diverged):
+            s.touch(state="diverged", epoch=s.saved_epoch, error=" ".join(str(e).split())[:500])
+            s.log(f"diverged: {e}")
+            return
         s.touch(state="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
         s.log("failed: " + "".join(traceback.format_exception_only(type(e), e)).strip())
 

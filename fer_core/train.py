@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -21,8 +22,9 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shape
 from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
-from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso
-from .session import Session, build, catch_stop_signals, close, fail, finish, load_data, open_session, start_status
+from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
+from .session import (Diverged, Session, build, catch_stop_signals, close, fail, finish, load_data, open_session,
+                      start_status)
 from .steps import evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
 
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
@@ -89,7 +91,7 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     aug_cfg, every, size = cfg.augment_config(), progress_every(), cfg.train_size(epoch)
     bar, next_report = _progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.main), t0 + every
     mixes = mix_plan(cfg, epoch, steps, s.rank)
-    stopped = False
+    stopped = diverged = False
     for step in range(steps):
         xb, yb = make_batch(d["x_tr"], d["y_tr"], perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], cfg,
                             aug_cfg, s.prep, gen, size)
@@ -108,15 +110,20 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
             next_report = time.time() + every
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)  # so images/s counts finished work
+            # the epoch's running loss, read where the host waits anyway: a NaN run stops within a second
+            # (one process; under torchrun every rank checks at the epoch's end below)
+            diverged = not s.distributed and not bool(torch.isfinite(loss_sum))
             secs = time.time() - t0
             s.touch(fsync=False, progress={"epoch": epoch + 1, "step": step + 1, "steps": steps,
                                            "step_seconds": round(secs / (step + 1), 4),
                                            "images_per_s": round(seen * s.world / max(secs, 1e-6), 1)})
         stopped = s.any_rank(s.stop)
-        if stopped:
+        if stopped or diverged:
             break
     if bar is not None:
         bar.close()
+    if diverged:
+        raise_diverged(s, epoch, step + 1, steps, float(loss_sum / max(1, seen)))
     if stopped:
         return None
     if s.distributed:
@@ -125,13 +132,25 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
         loss_sum, correct, seen = t[0], t[1], t[2].item()
     train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
     train_secs = time.time() - t0  # the .item() above waited for the device
+    if not math.isfinite(train_loss):  # before anything is saved: best.pt and last.pt keep finite weights
+        raise_diverged(s, epoch, steps, steps, train_loss)
     val_loss, val_acc = evaluate_tensors(s.model, d["x_va"], d["y_va"], s.prep, cfg.eval_batch_size, dev, s.amp)
+    if not math.isfinite(val_loss):  # the epoch's last steps made the weights non-finite
+        raise_diverged(s, epoch, steps, steps, val_loss, "validation loss")
     secs = time.time() - t0
     s.elapsed += secs
     return {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
             "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 5), "lr": lr, "seconds": round(secs, 3),
             "elapsed": round(s.elapsed, 3), "time": now_iso(), "train_seconds": round(train_secs, 3),
             "images_per_s": round(seen / max(train_secs, 1e-6), 1), "train_size": size}
+
+
+def raise_diverged(s: Session, epoch: int, step: int, steps: int, value: float, what: str = "training loss"):
+    """Stop a run whose loss is NaN or infinite (state "diverged"; nothing of this epoch is saved)."""
+    raise Diverged(f"{s.run}: training diverged: {what} {value} in epoch {epoch + 1} (step {step}/{steps}) at lr "
+                   f"{s.cfg.lr:g}; last.pt keeps epoch {s.saved_epoch}"
+                   + (f" and best.pt the best finite epoch (val acc {s.best_acc:.4f})" if s.best_acc >= 0 else "")
+                   + "; try a lower --lr")
 
 
 def end_epoch_step(s: Session, m: dict, end_epoch: int, callback) -> bool:
@@ -219,7 +238,7 @@ def main(argv=None) -> int:
         if a.resume:
             cfg = config_of_run(a.resume)
             st = Path(a.resume) / "status.json"
-            if st.exists() and json.loads(st.read_text()).get("state") == "completed":
+            if read_json(st).get("state") == "completed":  # (a status.json that does not parse: not completed)
                 raise ValueError(f"{a.resume}: run already completed; nothing to resume")
             if not (Path(a.resume) / "last.pt").exists():
                 raise ValueError(f"{a.resume}: no last.pt to resume from")
@@ -245,6 +264,9 @@ def main(argv=None) -> int:
     except OSError as e:  # a folder that cannot be written, a disk that is full: one line, the run is kept
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
+    except Diverged as e:  # the run is kept, as "diverged", with its last finite checkpoints
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     if dist_info()[1] != 0:

@@ -109,8 +109,9 @@ def iter_frames(path, fps: float = DEFAULT_FPS, name: str | None = None, max_dur
     cap, info = _open(path, name)
     if info.duration > max_duration:
         cap.release()
-        raise VideoError(f"{name}: clip is {info.duration / 60:.1f} min long; the limit is "
-                         f"{max_duration / 60:.1f} min (cut it shorter; if it is shorter, its header is wrong: re-encode it)")
+        raise VideoError(f"{name}: its header says {info.frames} frames at {info.fps:.3g} frames/s, "
+                         f"{info.duration / 60:.1f} min; the limit is {max_duration / 60:.1f} min (cut it shorter; "
+                         "if it is shorter, its header or time base is wrong: re-encode it)")
     if info_out is not None:
         info_out.append(info)
     stats = {"decoded": 0, "intervals": [], "last_t": 0.0}

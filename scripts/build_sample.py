@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_core.data import CLASSES, atomic_write_bytes, open_image, to_face48  # noqa: E402
+from fer_core.images import DataError  # noqa: E402
+from fer_core.paths import check_output_file  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "fer2013_sample.npz"
 
@@ -41,6 +43,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(SAMPLE))
     a = ap.parse_args()
+    try:  # the FER2013 zip is never the file written over
+        check_output_file(a.out, [a.zip], "--out")
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with np.load(SAMPLE, allow_pickle=False) as z:  # keep what the sample already holds (its test faces)
         keep = {k: z[k] for k in z.files if not k.startswith("train_")}
     by_class: dict[str, list[str]] = {}

@@ -20,6 +20,8 @@ from fer_core.data import DataError
 from fer_core.calibrate import Calibration, calibrate, estimate_seconds, trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
 from fer_core.recipes import RECIPES, recipe_config
+from fer_core.runfiles import parse_time
+from fer_core.text import md
 
 ctx = sidebar()
 ss = st.session_state
@@ -31,6 +33,7 @@ PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "report recipe (seed_vgg
 DEFAULT_RECIPE = "best" if GPU else "cpu"
 POLL_SECONDS = 2.0
 STATE_COLOR = {"queued": "gray", "running": "blue", "completed": "green", "stopped": "orange", "failed": "red",
+               "diverged": "red",
                "stale": "violet"}
 
 st.title("Train")
@@ -171,9 +174,9 @@ with st.form("train_form"):
     for o in options():
         if o.section == "source":
             widget(o, c[0])
-    c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + str(RUNS))
+    c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + md(RUNS))
     if active and not GPU:  # said once, neutrally: a run just resumed is one of these, not a surprise
-        st.caption(f"Training now: {', '.join(r.name for r in active)}. A new run shares the CPU cores with them.")
+        st.caption(f"Training now: {md(', '.join(r.name for r in active))}. A new run shares the CPU cores with them.")
     submitted = st.form_submit_button("Launch run", type="primary", on_click=commit_form)
 
 if not GPU:
@@ -258,11 +261,11 @@ if submitted:
     try:
         run_dir = launch_from_form()
     except (runs.LaunchError, OSError) as e:
-        st.error(f"Not launched: {e}")
+        st.error(f"Not launched: {md(e)}")
     else:
         ss["train_options"]["name"] = ""
         ss["selected_run"] = run_dir.name
-        st.success(f"Launched {run_dir.name}: `python -m fer_core.train` runs in its own process; "
+        st.success(f"Launched {md(run_dir.name)}: `python -m fer_core.train` runs in its own process; "
                    "its files in the run folder tell how it goes.")
         if active:
             st.warning(f"{len(active) + 1} runs now train at the same time and share this machine.")
@@ -276,7 +279,7 @@ all_runs = runs.list_runs(RUNS)
 st.divider()
 st.subheader("Run")
 if not all_runs:
-    st.info(f"No runs yet in {RUNS}. Pick a preset above and launch one.")
+    st.info(f"No runs yet in {md(RUNS)}. Pick a preset above and launch one.")
     st.stop()
 
 def signature(rs) -> list:
@@ -299,6 +302,8 @@ def curves(metrics: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     for i, what in enumerate(("loss", "acc")):
         for part, dash in (("train", "dot"), ("val", "solid")):
+            if f"{part}_{what}" not in df:  # (a run whose lines lack it: no curve, no error)
+                continue
             fig.add_trace(go.Scatter(x=df["epoch"], y=df[f"{part}_{what}"], name=f"{part} {what}", mode="lines+markers",
                                      line=dict(dash=dash)), row=1, col=i + 1)
     fig.update_xaxes(title_text="epoch", dtick=1 if len(df) <= 12 else None)
@@ -315,19 +320,23 @@ def live_view(name: str) -> None:
             st.rerun(scope="app")  # a state or epoch changed: redraw picker, table and panel from one read
         r = next((x for x in fresh if x.name == name), None)
     if r is None or not r.path.exists():
-        st.warning(f"{name} no longer exists.")
+        st.warning(f"{md(name)} no longer exists.")
         return
     hp = r.hyperparameters
-    st.markdown(f"**{name}** :{STATE_COLOR.get(r.state, 'gray')}-badge[{r.state}]  "
-                f"{hp.get('model', r.config.get('model_name', '?'))} · {hp.get('optimizer', '?')} "
-                f"lr {hp.get('lr', '?')} · "
-                f"batch {hp.get('batch_size', '?')} · {r.config.get('device') or hp.get('device', '?')}")
+    st.markdown(f"**{md(name)}** :{STATE_COLOR.get(r.state, 'gray')}-badge[{md(r.state)}]  "
+                + md(f"{hp.get('model', r.config.get('model_name', '?'))} · {hp.get('optimizer', '?')} "
+                     f"lr {hp.get('lr', '?')} · "
+                     f"batch {hp.get('batch_size', '?')} · {r.config.get('device') or hp.get('device', '?')}"))
+    if r.unreadable:  # shown, and still deletable: its wrong-typed fields are left out of what is shown
+        st.warning(f"Unreadable in part: {md(r.unreadable)}")
     if r.state == "failed":
-        st.error(f"Failed: {r.error or 'see the log below'}")
+        st.error(f"Failed: {md(r.error or 'see the log below')}")
+    elif r.state == "diverged":
+        st.error(f"Diverged: {md(r.error or 'the loss became NaN or infinite')}")
     elif r.state == "stale":
-        st.warning(f"Stale: {r.reason}. Resume continues from the last saved epoch.")
+        st.warning(f"Stale: {md(r.reason)}. Resume continues from the last saved epoch.")
     elif r.state == "stopped" and r.reason:
-        st.info(r.reason)
+        st.info(md(r.reason))
     epochs = max(1, r.epochs)
     eta, p = r.eta, r.progress
     done = r.epoch + (p["step"] / p["steps"] if p and p.get("epoch", 0) > r.epoch else 0.0)
@@ -343,8 +352,8 @@ def live_view(name: str) -> None:
     m = r.metrics[-1] if r.metrics else {}
     c = st.columns(4)
     c[0].metric("Best val acc", f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "-")
-    c[1].metric("Val loss", f"{m['val_loss']:.4f}" if m else "-")
-    c[2].metric("Train acc", f"{m['train_acc']:.1%}" if m else "-")
+    c[1].metric("Val loss", f"{m['val_loss']:.4f}" if m.get("val_loss") is not None else "-")
+    c[2].metric("Train acc", f"{m['train_acc']:.1%}" if m.get("train_acc") is not None else "-")
     c[3].metric("Epoch time", runs.format_seconds(m.get("seconds")) if m else "-")
     if r.metrics:
         st.plotly_chart(curves(r.metrics), width="stretch", key=f"tr_curves_{name}")
@@ -354,9 +363,9 @@ def live_view(name: str) -> None:
                        help="SIGTERM to the trainer: it stops after the current step; last.pt keeps the last "
                             "finished epoch"):
             if runs.stop(r.path):
-                st.toast(f"Stop sent to {name}")
+                st.toast(f"Stop sent to {md(name)}")
             else:
-                st.warning(f"{name} has no live process to stop.")
+                st.warning(f"{md(name)} has no live process to stop.")
     if r.resumable:
         # a run configured for a GPU that this machine lacks continues on the CPU (said on the button)
         dev = None if runs.check_device(hp.get("device", "auto")) is None else "cpu"
@@ -365,7 +374,7 @@ def live_view(name: str) -> None:
             try:
                 runs.resume(r.path, device=dev)
             except runs.LaunchError as e:
-                st.error(f"Not resumed: {e}")
+                st.error(f"Not resumed: {md(e)}")
             else:
                 st.rerun()
     st.markdown("**Log**")
@@ -383,14 +392,14 @@ if sel.best_checkpoint is not None:
 if not sel.active and a[1].button("Delete run", key="tr_delete"):
     ss["tr_confirm_delete"] = selected
 if ss.get("tr_confirm_delete") == selected:
-    st.warning(f"Delete {selected} and its checkpoints? This cannot be undone.")
+    st.warning(f"Delete {md(selected)} and its checkpoints? This cannot be undone.")
     d = st.columns([1, 1, 4])
     if d[0].button("Yes, delete", key="tr_delete_yes", type="primary"):
         ss.pop("tr_confirm_delete", None)
         try:
             runs.delete_run(sel.path, RUNS)
         except (runs.LaunchError, OSError) as e:
-            st.error(f"Not deleted: {e}")
+            st.error(f"Not deleted: {md(e)}")
         else:
             if (ss.get("active_checkpoint") or "").startswith(str(sel.path) + "/"):
                 ss.pop("active_checkpoint", None)
@@ -418,7 +427,7 @@ def row(r: runs.Run) -> dict:
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
         + (" flip" if hp.get("flip") else "") + extras("erase", "photometric"))
     aug += extras("mixup", "cutmix")  # mixing applies with or without the per-face augmentation
-    started = r.status.get("started") or r.launch.get("created")
+    started = parse_time(r.status.get("started") or r.launch.get("created"))
     n = hp.get("max_train_samples")
     samples = f"{n:,}" if n else "all"  # text either way: a column of numbers and "all" breaks pyarrow
     acc, dur, ips = r.best_val_acc, r.duration, r.images_per_s
@@ -431,7 +440,8 @@ def row(r: runs.Run) -> dict:
         "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": samples,
-        "started": datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") if started else "-",
+        "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started is not None else "-",
+        "unreadable": r.unreadable or "-",  # what of its files could not be read (it can still be deleted)
     }
 
 

@@ -1,0 +1,59 @@
+"""User text stays text: one escape for Markdown contexts and one guard for spreadsheet cells.
+
+Run names, file names, class names read from a checkpoint, data paths and error messages that quote them are
+chosen by whoever reaches the dashboard or writes a file; none of them is ever rendered as Markdown/HTML (a
+name such as `![t](https://host/)` would make every viewer's browser fetch that address) nor run as a
+spreadsheet formula (`=HYPERLINK(...)` in an exported CSV).
+"""
+from __future__ import annotations
+
+import re
+
+# every character Markdown, GitHub-flavoured Markdown or Streamlit's directives (":red[...]", ":material/x:",
+# "$math$", ":emoji:") give a meaning to; each is backslash-escaped, which CommonMark allows for any ASCII
+# punctuation
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=\"'^%@;,?/])")
+
+
+def md(value) -> str:
+    """`value` as literal text inside Markdown (st.markdown, st.caption, st.error, labels, ...): every
+    Markdown and Streamlit directive character escaped, line breaks turned into spaces."""
+    s = " ".join(str(value).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """One CSV cell that a spreadsheet opens as text, never as a formula: a text cell starting with = + - @,
+    a tab or a carriage return gets a leading "'" (OWASP's CSV injection advice). Numbers (negative ones too),
+    None and booleans are returned as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_safe_row(row: dict) -> dict:
+    return {k: csv_safe(v) for k, v in row.items()}
+
+
+def csv_safe_frame(df):
+    """A copy of a pandas DataFrame whose text cells (and column names) are csv_safe; number columns
+    untouched."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(csv_safe)
+    out.columns = [csv_safe(c) for c in out.columns]
+    return out
+
+
+def json_safe(obj):
+    """`obj` (dicts, lists, strings) with every string csv_safe: a JSON export pasted or imported into a
+    spreadsheet holds no formula either."""
+    if isinstance(obj, dict):
+        return {csv_safe(k) if isinstance(k, str) else k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return csv_safe(obj)
