@@ -20,6 +20,7 @@ from fer_core import interpret, runs
 from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import DataError, file_key
+from fer_core.text import md
 
 ROOT = Path(__file__).resolve().parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -122,7 +123,7 @@ def model_or_stop(path):
     try:
         return get_model(path)
     except CheckpointError as e:
-        st.error(f"Cannot load the active checkpoint: {e}")
+        st.error(f"Cannot load the active checkpoint: {md(e)}")
         st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
         st.stop()
 
@@ -399,7 +400,7 @@ def sidebar() -> Ctx:
             raise DataError(f"{data}: no faces found in any split (train, val, test)")
     except DataError as e:
         error = str(e)
-        st.sidebar.error(f"{error}. Using the bundled sample instead.")
+        st.sidebar.error(f"{md(error)}. Using the bundled sample instead.")
         data = str(SAMPLE_DATA)
         splits = get_splits(data)
     if error is None and ss.get("_sb_data"):
@@ -409,7 +410,7 @@ def sidebar() -> Ctx:
         st.sidebar.caption(f"Bundled sample: {sum(get_class_counts(data, split).values())} "
                            f"{split_label(data, split)} faces")
     else:
-        st.sidebar.caption(f"Splits: {', '.join(split_label(data, s) for s in splits)}; views use {split}")
+        st.sidebar.caption(md(f"Splits: {', '.join(split_label(data, s) for s in splits)}; views use {split}"))
 
     # --- device
     dev, desc = _device()

@@ -11,7 +11,6 @@ checkpoint cannot be used.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -27,6 +26,7 @@ from .images import DataError, open_image
 from .faces import Face, find_faces
 from .inference import predict_proba
 from .paths import check_output_file, positive_float
+from .text import csv_writer
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "fer_best.pt"
 
@@ -119,7 +119,7 @@ def rows_to_csv(rows, classes=CLASSES) -> str:
     """Flat CSV for spreadsheets: box stays one "[x, y, w, h]" cell, each class probability gets its own
     column (named after the class), failing files fill only file and error."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["file", "face", "box", "source", "detector", "score", "label", *classes, "error"])
     for r in rows:
         if "error" in r:

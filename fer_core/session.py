@@ -25,7 +25,7 @@ from . import __version__
 from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import CLASSES, HOLDOUT, atomic_write_bytes, holdout_mask, load_split, skipped_note
+from .data import CLASSES, HOLDOUT, DataError, atomic_write_bytes, holdout_mask, load_split, skipped_note
 from .devices import dist_info, resolve_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
@@ -208,6 +208,35 @@ def start_status(s: Session) -> None:
     s.touch(device=str(s.device))
 
 
+MIN_TRAIN_FACES = 8  # fewer cannot fit a normalization or a batch-norm statistic worth the name
+MIN_VAL_FACES = 1  # an empty validation split gives 0/0 accuracy and a NaN loss every epoch
+
+
+def training_faces(cfg, train_set):
+    """The faces trained on: the train split less the holdout tenth when that is validated on, then the
+    --max-train-samples subset."""
+    if cfg.val_split == HOLDOUT:  # validated on a slice of Training: never train on it
+        train_set = train_set.subset(np.flatnonzero(~holdout_mask(train_set.ids, train_set.y)))
+    if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
+        pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
+        train_set = train_set.subset(np.sort(pick))
+    return train_set
+
+
+def check_trainable(cfg, n_train: int, n_val: int) -> None:
+    """Refuse, before a model is built, a data set too small to train and validate (DataError, one line)."""
+    where = f"{cfg.data}: " if cfg.data else ""
+    if n_train < MIN_TRAIN_FACES:
+        raise DataError(f"{where}{n_train} training face{'s' * (n_train != 1)}"
+                        + (" after the holdout tenth is set aside" if cfg.val_split == HOLDOUT else "")
+                        + f"; at least {MIN_TRAIN_FACES} are needed to train")
+    if n_val < MIN_VAL_FACES:
+        raise DataError(f"{where}the holdout tenth of the train split is empty: no faces to validate on; give more "
+                        "faces or another --val-split" if cfg.val_split == HOLDOUT else
+                        f"{where}split '{cfg.val_split}' has no faces to validate on; give a source with one, "
+                        "or --val-split holdout on a larger train split")
+
+
 def load_data(s: Session) -> None:
     """Faces to the device as uint8, the normalization fitted on them, the model built; config.json written."""
     cfg = s.cfg
@@ -215,11 +244,8 @@ def load_data(s: Session) -> None:
     t_load = time.time()
     train_set = load_split(cfg.data, "train")
     val_set = load_split(cfg.data, cfg.val_split)
-    if cfg.val_split == HOLDOUT:  # validated on a slice of Training: never train on it
-        train_set = train_set.subset(np.flatnonzero(~holdout_mask(train_set.ids, train_set.y)))
-    if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
-        pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
-        train_set = train_set.subset(np.sort(pick))
+    train_set = training_faces(cfg, train_set)
+    check_trainable(cfg, len(train_set), len(val_set))
     s.prep = Preprocess(fit_normalization(train_set.x, cfg.normalize)).to(s.device)
     s.model = create_model(cfg.model, **cfg.model_args).to(s.device)
     if trainer_settings(cfg, s.device.type)["channels_last"]:

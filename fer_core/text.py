@@ -22,6 +22,12 @@ def md(value) -> str:
     return _MD_SPECIAL.sub(r"\\\1", s)
 
 
+def plot_text(value) -> str:
+    """`value` as literal text in a Plotly label (axis ticks, legend names, hover): Plotly reads a subset of
+    HTML there (<a href>, <b>, <br>), so < and > become entities it shows as themselves."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,6 +38,19 @@ def csv_safe(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+class csv_writer:
+    """csv.writer whose every text cell passes csv_safe: file names, labels, class names and error messages
+    that a user chose open in a spreadsheet as text."""
+
+    def __init__(self, f):
+        import csv
+
+        self._w = csv.writer(f, lineterminator="\n")
+
+    def writerow(self, row):
+        self._w.writerow([csv_safe(c) for c in row])
 
 
 def csv_safe_row(row: dict) -> dict:

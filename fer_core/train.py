@@ -23,8 +23,8 @@ from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
 from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
-from .session import (Diverged, Session, build, catch_stop_signals, close, fail, finish, load_data, open_session,
-                      start_status)
+from .session import (Diverged, Session, build, catch_stop_signals, check_trainable, close, fail, finish, load_data,
+                      open_session, start_status, training_faces)
 from .steps import evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
 
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
@@ -255,8 +255,8 @@ def main(argv=None) -> int:
         if not a.resume:
             check_out_dir(a.out)
         if not a.resume:  # bad data fails here, before a run directory exists (decoded once, then cached)
-            load_split(cfg.data, "train")
-            load_split(cfg.data, cfg.val_split)
+            check_trainable(cfg, len(training_faces(cfg, load_split(cfg.data, "train"))),
+                            len(load_split(cfg.data, cfg.val_split)))
         run = train(cfg, out_dir=a.out, run_dir=a.resume or a.name, resume=bool(a.resume))
     except (ValueError, DataError, CheckpointError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)

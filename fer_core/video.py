@@ -22,6 +22,7 @@ import numpy as np
 from .data import CLASSES, IMAGE_EXTENSIONS, DataError
 from .faces import draw_faces, find_faces
 from .predict import Smoother, classify_faces
+from .text import csv_writer
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 DEFAULT_FPS = 5.0
@@ -278,12 +279,11 @@ def summarize(rows: list[dict], classes=CLASSES, times=None) -> list[dict]:
 
 def rows_to_csv(rows: list[dict], classes=CLASSES) -> str:
     """One line per (frame, track): file, frame, time, track, box, label, smoothed_label, the 7 probabilities."""
-    import csv
     import io
     import json
 
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["file", "frame", "time", "track", "box", "label", "smoothed_label", *classes])
     for r in rows:
         w.writerow([r["file"], r["frame"], f"{r['time']:.3f}", r["track"], json.dumps(r["box"]), r["label"],

@@ -146,3 +146,11 @@ def non_default_config(data) -> dict:
     assert values.keys() == defaults.keys(), "every TrainConfig field needs a non-default value here"
     assert not [k for k in values if values[k] == defaults[k]]
     return values
+
+
+def shown(text: str) -> str:
+    """What a reader sees of Markdown source that fer_core.text.md escaped (a backslash before punctuation is
+    the character itself): AppTest reports the source, the browser shows this."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import fer_core
 from fer_core import runs
+from tests.conftest import shown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def app(runs_dir):
 
 
 def texts(at, kind):
-    return [e.value for e in getattr(at, kind)]
+    return [shown(e.value) for e in getattr(at, kind)]
 
 
 def no_exception(at):
@@ -89,7 +90,7 @@ def test_home_shows_the_model_card_data_summary_and_links(app, small_checkpoint,
     assert at.sidebar.selectbox(key="_sb_checkpoint").value == str(tiny_checkpoint)
     assert at.sidebar.text_input(key="_sb_data").value == str(synth_npz)
     model, _ = fer_core.load_model(tiny_checkpoint)
-    card = {m.label: m.value for m in at.metric}
+    card = {m.label: shown(m.value) for m in at.metric}
     assert card["Architecture"] == "mini_cnn"
     assert card["Parameters"] == f"{fer_core.count_parameters(model):,}"
     # a run's checkpoint has no stored evaluation: its validation accuracy at training, labelled as such
@@ -123,7 +124,7 @@ def test_home_headline_numbers_come_from_the_checkpoint(app):
     prec = inference_precision("cpu")
     assert fp32["precision"] == "fp32" and set(fp32["bf16"]) >= {"accuracy", "tta_accuracy", "macro_f1"}
     ev = {**fp32, **fp32[prec]} if prec != "fp32" else fp32
-    card = {m.label: m.value for m in at.metric}
+    card = {m.label: shown(m.value) for m in at.metric}
     assert card["Architecture"] == "vgg_bn"
     assert card["Accuracy"] == f"{ev['accuracy']:.1%}" and card["With flip TTA"] == f"{ev['tta_accuracy']:.1%}"
     assert card["Macro F1"] == f"{ev['macro_f1']:.3f}"
@@ -206,7 +207,7 @@ def test_train_launches_a_quick_run_watches_it_finish_and_uses_it(app, runs_dir,
     assert at.sidebar.selectbox(key="_sb_checkpoint").value == best
     at.switch_page("views/home.py").run()
     no_exception(at)
-    assert {m.label: m.value for m in at.metric}["Architecture"] == "mini_cnn"
+    assert {m.label: shown(m.value) for m in at.metric}["Architecture"] == "mini_cnn"
 
 
 def test_every_field_set_in_the_form_reaches_the_run_config(app, runs_dir, synth_npz):

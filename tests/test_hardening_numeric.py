@@ -94,3 +94,62 @@ def test_evaluate_refuses_nan_checkpoint(tiny_checkpoint, synth_npz, tmp_path):
     p = tampered(tiny_checkpoint, tmp_path, spoil)
     r = run("fer_core.evaluate", "--checkpoint", p, "--data", synth_npz, "--split", "test")
     one_line_error(r, "NaN or infinite")
+
+
+def test_lr_1e6_stops_the_run_as_diverged_with_finite_checkpoints(synth_npz, tmp_path):
+    """--lr 1e6 made NaN losses and the run ended 'completed' with best val acc 0.13: it stops 'diverged', says so
+    on one line, and its last.pt and best.pt hold finite weights that load."""
+    from fer_core import runs
+
+    r = run("fer_core.train", "--data", synth_npz, "--model", "mini_cnn", "--model-args", '{"width": 8}',
+            "--epochs", "4", "--batch-size", "32", "--optimizer", "sgd", "--lr", "1e6", "--max-train-samples", "200",
+            "--no-augment", "--device", "cpu", "--out", tmp_path, "--name", "nan")
+    assert r.returncode == 1, (r.returncode, r.stderr[-1500:])
+    lines = [l for l in r.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "diverged" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    state = runs.read_run(tmp_path / "nan")
+    assert state.state == "diverged" and "diverged" in state.error and not state.active
+    assert all(m["train_loss"] == m["train_loss"] for m in state.metrics)  # no NaN line was logged
+    for f in ("last.pt", "best.pt"):
+        if (tmp_path / "nan" / f).exists():
+            load_model(tmp_path / "nan" / f)  # finite: would raise CheckpointError otherwise
+    assert (tmp_path / "nan" / "last.pt").exists()
+
+
+def test_a_diverged_run_shows_on_the_train_page(synth_npz, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    run("fer_core.train", "--data", synth_npz, "--model", "mini_cnn", "--model-args", '{"width": 8}', "--epochs",
+        "2", "--batch-size", "32", "--optimizer", "sgd", "--lr", "1e6", "--max-train-samples", "100",
+        "--no-augment", "--device", "cpu", "--out", tmp_path, "--name", "nan")
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Diverged:" in e.value and "lower" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.dataframe[0].value.set_index("run").loc["nan", "state"] == "diverged"
+
+
+@pytest.mark.parametrize("n_faces, n_test, args, needle", [
+    (1, 1, [], "at least 8 are needed"),
+    (9, 1, ["--val-split", "holdout"], "holdout tenth of the train split is empty"),
+    (40, 0, [], "is empty or missing"),
+])
+def test_data_too_small_to_train_is_refused(tmp_path, n_faces, n_test, args, needle):
+    """A folder with one image trained to NaN and exited 0: refused before a run directory exists."""
+    from PIL import Image
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(n_faces):
+        d = tmp_path / "data" / "train" / ("happy", "sad")[i % 2]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(d / f"{i}.png")
+    (tmp_path / "data" / "test" / "happy").mkdir(parents=True)
+    for i in range(n_test):
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(tmp_path / "data" / "test" / "happy" / f"t{i}.png")
+    r = run("fer_core.train", "--data", tmp_path / "data", "--model", "mini_cnn", "--epochs", "1", "--device", "cpu",
+            "--out", tmp_path / "runs", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

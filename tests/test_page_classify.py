@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # sibling test module with the p
 from test_faces import ROOT, PASTED, compose_photo  # noqa: E402
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
+from tests.conftest import shown
 
 PAGE = str(ROOT / "views" / "classify.py")
 
@@ -59,7 +60,7 @@ def test_upload_photos_and_a_webcam_picture(at):
             < 1e-4).all()
     bad = t[t["file"] == "notes.jpg"]
     assert len(bad) == 1 and "not an image file" in bad["error"].iloc[0]
-    assert any("notes.jpg: not an image file" in w.value for w in at.warning)  # a message, not a traceback
+    assert any("notes.jpg: not an image file" in shown(w.value) for w in at.warning)  # a message, not a traceback
     n_images_before = len(at.get("image"))
 
     # a webcam picture: one face, in a 640x480 frame
@@ -91,7 +92,7 @@ def test_no_face_photo_is_a_message(at):
                                    "image/png"))
     at.run()
     assert not at.exception, at.exception
-    assert any("sky.png: no face found" in w.value for w in at.warning)
+    assert any("sky.png: no face found" in shown(w.value) for w in at.warning)
     assert "no face found" in table(at)["error"].iloc[0]
 
 

@@ -12,6 +12,7 @@ from test_faces import ROOT  # noqa: E402
 from test_video import make_clip  # noqa: E402
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
+from tests.conftest import shown
 
 PAGE = str(ROOT / "views" / "video.py")
 
@@ -58,7 +59,7 @@ def test_not_a_video_is_a_message(at):
     at.file_uploader[0].set_value(("notes.mp4", b"not a video, just text" * 20, "video/mp4"))
     at.run()
     assert not at.exception, at.exception
-    assert any("notes.mp4: not a video" in w.value for w in at.warning)
+    assert any("notes.mp4: not a video" in shown(w.value) for w in at.warning)
     assert not at.get("plotly_chart")
 
 

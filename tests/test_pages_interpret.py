@@ -13,6 +13,7 @@ from conftest import ROOT  # noqa: E402
 
 import app_common  # noqa: E402
 from fer_core import interpret, load_model, load_split  # noqa: E402
+from tests.conftest import shown
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_saliency_page_from_confusion_matrix_with_trust_scores(page, preds, synt
     k = int(interpret.cell_samples(preds, 5, 5)[0])
     at = ok(page("saliency", saliency_face={"data": str(synth_npz), "split": "test", "index": k}))
     assert at.radio(key="sal_mode").value == "sent"
-    assert at.image[0].captions[0].startswith(f"#{k} ")
+    assert shown(at.image[0].captions[0]).startswith(f"#{k} ")
     labels = [m.label for m in at.metric]
     assert labels.count("Faithfulness") == 2 and labels.count("Randomization ρ") == 2  # vanilla + Grad-CAM
     # pass/fail of the randomization check is a badge, not a metric delta (whose arrow reads "up" for "fails")
@@ -158,7 +159,7 @@ def test_filters_page(page, synth_npz):
     assert all(c.startswith("#") for c in patches.captions)
     ok(at.radio(key="flt_source").set_value("Upload").run())
     ok(at.file_uploader(key="flt_upload").set_value(("x.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg")).run())
-    assert len(at.error) == 1 and "x.jpg" in at.error[0].value
+    assert len(at.error) == 1 and "x.jpg" in shown(at.error[0].value)
     ok(at.toggle(key="flt_activation").set_value(False).run())
 
 
@@ -195,7 +196,7 @@ def test_explain_opens_the_face_in_the_saliency_page(tiny_checkpoint, synth_npz,
     ok(at.button(key=f"cm_explain_{k}").click().run())
     assert at.title[0].value == "Saliency"
     assert at.radio(key="sal_mode").value == "sent"
-    assert at.image[0].captions[0].startswith(f"#{k} ")
+    assert shown(at.image[0].captions[0]).startswith(f"#{k} ")
 
 
 def test_pages_explain_a_model_without_conv_layers(page, synth_npz, tmp_path, monkeypatch):
@@ -262,7 +263,7 @@ def test_a_checkpoint_switch_leaves_no_stale_label(page, tiny_checkpoint, other_
     faces = box(at, "Face (")
     assert faces.options == [want_after[k] for k in np.flatnonzero(after.true == 3)]
     assert faces.value == chosen  # the face still exists in this data: kept, relabelled
-    assert at.image[0].captions[0] == want_after[chosen]
+    assert shown(at.image[0].captions[0]) == want_after[chosen]
     assert set(want_before.values()) != set(want_after.values())  # the switch did change the predictions
     # the face sent from the Confusion Matrix under the old model is gone with its origin
     assert "saliency_face" not in at.session_state and "sent" not in at.radio(key="sal_mode").options
@@ -305,14 +306,14 @@ def test_query_parameters_restore_the_views(tiny_checkpoint, synth_npz, preds, m
                    methods="deeplift,gradcam_pp,gradient_shap", baseline="blur", noise="0.3", samples="8",
                    trust="0", alpha="0.7")
     assert at.radio(key="sal_mode").value == "cell"
-    assert box(at, "Face (").value == k and at.image[0].captions[0].startswith(f"#{k} ")
+    assert box(at, "Face (").value == k and shown(at.image[0].captions[0]).startswith(f"#{k} ")
     assert at.multiselect(key="sal_methods").value == ["deeplift", "gradcam_pp", "gradient_shap"]
     assert at.selectbox(key="sal_baseline").value == "blur" and at.slider(key="sal_noise").value == 0.3
     assert at.slider(key="sal_samples").value == 8 and at.slider(key="sal_alpha").value == 0.7
     assert not at.toggle(key="sal_trust").value and not at.metric  # no trust scores asked for
-    shown = [m.value for m in at.markdown if m.value.startswith("**")]
-    assert shown[0] == "**DeepLift** · baseline blur" and shown[1] == "**Grad-CAM++**"
-    assert shown[2].startswith("**GradientSHAP** · baseline blur") and "noise 0.3" in shown[2]
+    drawn = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert drawn[0] == "**DeepLift** · baseline blur" and drawn[1] == "**Grad-CAM++**"
+    assert drawn[2].startswith("**GradientSHAP** · baseline blur") and "noise 0.3" in drawn[2]
     assert sum("(predicted)" in c for im in at.image for c in im.captions) == 3  # one map per method
 
 

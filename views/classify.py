@@ -13,6 +13,7 @@ from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.faces import draw_faces, find_faces
 from fer_core.interpret import overlay
 from fer_core.predict import LiveState, classify_faces, decide, face_saliency, one_line, rows_to_csv
+from fer_core.text import md, plot_text
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
 MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts
@@ -52,8 +53,8 @@ def analyze(data: bytes, name: str, checkpoint: str, mtime: float, tta: bool, sa
 
 
 def prob_bars(probs: dict) -> go.Figure:
-    names = list(probs)
-    vals = [probs[c] for c in names]
+    vals = list(probs.values())
+    names = [plot_text(c) for c in probs]  # class names come from the checkpoint file
     top = int(np.argmax(vals))
     fig = go.Figure(go.Bar(x=vals, y=names, orientation="h", text=[f"{v:.0%}" for v in vals], textposition="auto",
                            marker_color=["#d62728" if i == top else "#8c9db5" for i in range(len(vals))]))
@@ -63,25 +64,25 @@ def prob_bars(probs: dict) -> go.Figure:
 
 
 def show_result(res: dict, idx: int, saliency: bool, threshold: float) -> None:
-    st.subheader(res["name"])
+    st.subheader(md(res["name"]))
     if "error" in res:
-        st.warning(res["error"])
+        st.warning(md(res["error"]))
         return
     left, right = st.columns([3, 2])
     left.image(res["image"], caption=f"{len(res['rows'])} face(s)", width="stretch")
     if saliency and res.get("map_error"):
-        left.caption(res["map_error"])
+        left.caption(md(res["map_error"]))
     with right:
         for j, row in enumerate(res["rows"][:MAX_FACES_SHOWN]):
             verdict, conf = decide(list(row["probabilities"].values()), threshold, list(row["probabilities"]))
             how = HOW.get(row.get("detector") if row["source"] == "detected" else None, row["source"])
-            st.markdown(f"**Face {j + 1}: {verdict}** ({row['label']} {conf:.0%}) - {how}")
+            st.markdown(f"**Face {j + 1}: {md(verdict)}** ({md(row['label'])} {conf:.0%}) \\- {md(how)}")
             c1, c2 = st.columns([1, 2])
             face = res["faces48"][j]
             what = "levelled 48x48 crop" if row.get("detector") == "yunet" else "48x48 crop"
             c1.image(np.kron(face, np.ones((3, 3), np.uint8)), caption=f"what the model sees ({what})")
             if saliency and res["maps"] is not None:
-                c1.image(overlay(face, res["maps"][j], scale=3), caption=f"saliency for '{row['label']}'")
+                c1.image(overlay(face, res["maps"][j], scale=3), caption=f"saliency for '{md(row['label'])}'")
             c2.plotly_chart(prob_bars(row["probabilities"]), key=f"bars-{idx}-{j}")
         if len(res["rows"]) > MAX_FACES_SHOWN:
             st.caption(f"{len(res['rows']) - MAX_FACES_SHOWN} more face(s) in the table below.")
@@ -110,8 +111,8 @@ def photo_grid(results: list[dict], threshold: float) -> None:
                 continue
             verdicts = [decide(list(r["probabilities"].values()), threshold, list(r["probabilities"]))[0]
                         for r in res["rows"]]
-            col.image(res["image"], caption=f"{res['name']}: " + ", ".join(
-                f"{j + 1} {v}" for j, v in enumerate(verdicts[:6])) + (" ..." if len(verdicts) > 6 else ""),
+            col.image(res["image"], caption=f"{md(res['name'])}: " + ", ".join(
+                f"{j + 1} {md(v)}" for j, v in enumerate(verdicts[:6])) + (" ..." if len(verdicts) > 6 else ""),
                 width="stretch")
 
 
@@ -124,7 +125,7 @@ def live_section(model, prep, checkpoint: str) -> None:
         import av
         from streamlit_webrtc import WebRtcMode, webrtc_streamer
     except ImportError as e:
-        st.info(f"Live webcam needs streamlit-webrtc ({e}).")
+        st.info(f"Live webcam needs streamlit-webrtc ({md(e)}).")
         return
     c1, c2 = st.columns(2)
     threshold = c1.slider("Uncertain below confidence", 0.0, 1.0, 0.5, 0.05,
@@ -157,7 +158,7 @@ def live_section(model, prep, checkpoint: str) -> None:
             return
         st.caption(f"{frames} frames analysed, {ms:.0f} ms per frame, {len(faces)} face(s) in view")
         for j, o in enumerate(faces[:4]):
-            st.markdown(f"**Face {j + 1}: {o['label']}** ({o['confidence']:.0%}, {o['frames']} frames)")
+            st.markdown(f"**Face {j + 1}: {md(o['label'])}** ({o['confidence']:.0%}, {o['frames']} frames)")
             st.plotly_chart(prob_bars(dict(zip(live.live.smoother.classes, o["probabilities"]))),
                             key=f"live-{j}")
 
@@ -175,7 +176,7 @@ st.caption("Every face in your photos: boxed, numbered and classified. Faces are
 try:
     model, prep = get_model(ctx.checkpoint)
 except Exception as e:  # a broken checkpoint file: say so instead of a traceback
-    st.error(f"Cannot load the checkpoint: {one_line(e)}")
+    st.error(f"Cannot load the checkpoint: {md(one_line(e))}")
     st.stop()
 
 o1, o2, o3 = st.columns(3)

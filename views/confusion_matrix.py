@@ -8,6 +8,7 @@ from streamlit.errors import StreamlitAPIException
 from app_common import get_faces, get_predictions, keep, model_or_stop, restore, sidebar, view_id
 from fer_core import interpret
 from fer_core.data import CLASSES, DataError
+from fer_core.text import md
 
 ctx = sidebar()
 st.title("Confusion Matrix")
@@ -16,7 +17,7 @@ model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
 except (DataError, OSError) as e:
-    st.error(str(e))
+    st.error(md(e))
     st.stop()
 
 VIEWS = {"counts": "Counts", "recall": "Row-normalized (recall)"}
@@ -45,7 +46,7 @@ counts, norm = interpret.confusion(preds.true, preds.pred)
 acc = float((preds.true == preds.pred).mean())
 table = interpret.class_table(preds.true, preds.pred)
 m1, m2, m3 = st.columns(3)
-m1.metric("Faces", f"{len(preds):,}", help=f"split '{ctx.split}' of {ctx.data}")
+m1.metric("Faces", f"{len(preds):,}", help=f"split '{md(ctx.split)}' of {md(ctx.data)}")
 m2.metric("Accuracy", f"{acc:.3f}")
 m3.metric("Macro F1", f"{np.mean([r['f1'] for r in table]):.3f}")
 
@@ -116,7 +117,7 @@ if cell is not None:
     idx = interpret.cell_samples(preds, i, j)
     st.subheader(f"True {CLASSES[i]}, predicted {CLASSES[j]}: {len(idx)} faces")
     if len(idx) == 0:
-        st.info(f"No face of class {CLASSES[i]} is predicted as {CLASSES[j]} in split '{ctx.split}'.")
+        st.info(f"No face of class {CLASSES[i]} is predicted as {CLASSES[j]} in split '{md(ctx.split)}'.")
     else:
         n_show = st.slider("Faces to show (most confident first)", 1, min(60, len(idx)), min(18, len(idx)),
                            key="cm_n_show") if len(idx) > 1 else 1

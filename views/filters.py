@@ -3,6 +3,7 @@ import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
 from fer_core import interpret, render
+from fer_core.text import md
 from fer_core.data import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
@@ -22,7 +23,7 @@ try:
     ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
     weights = interpret.filter_weights(model)  # (F, kh, kw)
 except (DataError, OSError, ValueError) as e:
-    st.error(str(e))
+    st.error(md(e))
     st.stop()
 
 n_filters, kh, kw = weights.shape
@@ -53,11 +54,11 @@ else:
         try:
             face, label = to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS)), up.name
         except DataError as e:
-            st.error(str(e))
+            st.error(md(e))
 if face is not None:
     resp = interpret.filter_responses(model, prep, face, activation=activation)  # (F, h, w)
     c1, c2 = st.columns([1, 5])
-    c1.image(interpret.upscale(face, 2), caption=label)
+    c1.image(interpret.upscale(face, 2), caption=md(label))
     c2.image(interpret.response_grid(resp, ncols=16, scale=2, numbered=True, pad=6), caption=f"{n_filters} feature "
              f"maps ({resp.shape[1]}x{resp.shape[2]}), numbered like the filters, each on its own range")
     c2.image(interpret.colorbar("viridis", 240, 10), width=240, caption="response: low (dark) → high (yellow)")

@@ -12,6 +12,7 @@ from fer_core.checkpoint import CheckpointError
 from fer_core.config import options
 from fer_core.inference import inference_precision
 from fer_core.data import CLASSES
+from fer_core.text import md
 
 ctx = sidebar()
 st.title("fer-dashboard")
@@ -46,7 +47,7 @@ try:
     model, prep = get_model(ctx.checkpoint)
 except CheckpointError as e:
     model = None
-    st.error(f"Cannot load the active checkpoint: {e}")
+    st.error(f"Cannot load the active checkpoint: {md(e)}")
     st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
 if model is not None:
     meta = model.checkpoint
@@ -60,21 +61,21 @@ if model is not None:
     n_params = count_parameters(model)
     # one row across the page, so no value is cut off ("seed_vgg", not "seed_...")
     c1, c2, c3, c4, c5 = st.columns([1.3, 1, 1, 1, 1])
-    c1.metric("Architecture", meta.get("model_name", "?"), help=f"model {meta.get('model_name', '?')}")
+    c1.metric("Architecture", md(meta.get("model_name", "?")), help=f"model {md(meta.get('model_name', '?'))}")
     c2.metric("Parameters", f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params:,}",
               help=f"{n_params:,} trainable parameters")
     if ev:
-        where = f"{ev.get('split_name', ev.get('split'))}, {ev.get('n', 0):,} faces"
+        where = md(f"{ev.get('split_name', ev.get('split'))}, {ev.get('n', 0):,} faces")
         c3.metric("Accuracy", pct(ev.get("accuracy")),
                   help=f"{where}: this checkpoint file evaluated on the {ev.get('device', 'cpu')} in "
-                       f"{ev.get('precision', 'fp32')} (python -m fer_core.evaluate), single pass")
+                       f"{md(ev.get('precision', 'fp32'))} (python -m fer_core.evaluate), single pass")
         c4.metric("With flip TTA", pct(ev.get("tta_accuracy")), help=f"{where}: each face averaged with its mirror")
         c5.metric("Macro F1", f"{ev['macro_f1']:.3f}" if "macro_f1" in ev else "-", help=f"{where}, single pass")
         other = (f" This CPU predicts in {prec} (about twice as fast as fp32 here); in fp32 the same file reads "
                  f"{pct(fp32.get('accuracy'))}, {pct(fp32.get('tta_accuracy'))} with flip TTA."
                  if ev.get("precision") != fp32.get("precision", "fp32") else "")
         st.caption(f"Measured on {where} with this file.{other} During training (epoch {meta.get('epoch')}, "
-                   f"{meta.get('hardware', 'its training device')}) the same split read {pct(metrics.get('val_acc'))}"
+                   f"{md(meta.get('hardware', 'its training device'))}) the same split read {pct(metrics.get('val_acc'))}"
                    " in mixed precision.")
     else:
         acc = metrics.get("val_acc", metrics.get("test_acc", metrics.get("accuracy")))
@@ -88,11 +89,11 @@ left, right = st.columns([1, 1], gap="large")
 with left:
     if model is not None:
         stat = os.stat(ctx.checkpoint)
-        st.caption(f"{checkpoint_label(ctx.checkpoint)} · {stat.st_size / 1e6:.1f} MB · saved "
+        st.caption(f"{md(checkpoint_label(ctx.checkpoint))} · {stat.st_size / 1e6:.1f} MB · saved "
                    f"{datetime.fromtimestamp(stat.st_mtime):%Y-%m-%d %H:%M} · normalization "
                    f"{(meta.get('normalization') or {}).get('mode', '?')}")
         if meta.get("model_args"):
-            st.caption("Model arguments: " + ", ".join(f"{k}={v}" for k, v in meta["model_args"].items()))
+            st.caption("Model arguments: " + md(", ".join(f"{k}={v}" for k, v in meta["model_args"].items())))
         if tc:
             # every TrainConfig field but the data path (the training machine's) and the model arguments
             # (the caption above); None shows what it stands for
@@ -109,7 +110,7 @@ with left:
 # --- the data set
 with right:
     st.markdown("**Data set**")
-    st.caption(ctx.data)
+    st.caption(md(ctx.data))
     # each split of the source once, named with the FER2013 split it holds ("test (PublicTest)")
     rows, counts = [], {split_label(ctx.data, s): get_class_counts(ctx.data, s) for s in get_splits(ctx.data)}
     for split, per_class in counts.items():
@@ -118,7 +119,7 @@ with right:
     if rows:
         df = pd.DataFrame(rows)
         totals = df.groupby("split", sort=False)["faces"].sum()
-        st.write(" · ".join(f"**{s}**: {n:,} faces" for s, n in totals.items()))
+        st.markdown(" · ".join(f"**{md(s)}**: {n:,} faces" for s, n in totals.items()))
         fig = px.bar(df, x="expression", y="faces", color="split", barmode="group", height=340,
                      category_orders={"expression": list(CLASSES)})
         fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend_title_text="")

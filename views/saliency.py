@@ -9,6 +9,7 @@ import streamlit as st
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
 from fer_core import interpret, picks, render
+from fer_core.text import md
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
@@ -47,7 +48,7 @@ try:
     faces = get_faces(ctx.data, ctx.split)
     ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
 except (DataError, OSError) as e:
-    st.error(str(e))
+    st.error(md(e))
     st.stop()
 preds = get_predictions(ctx.checkpoint, ctx.data, ctx.split)
 vid = view_id(ctx)  # every label below comes from this checkpoint and data; widgets showing them are keyed by it
@@ -120,7 +121,7 @@ def pick_index(mode: str, sent):
     """The chosen face's index in the split for every mode but upload (None: nothing chosen)."""
     if mode == "sent":
         keep("sal_face", "face", int(sent["index"]))
-        st.caption(f"Sent from the {sent.get('origin', 'Confusion Matrix')}." if sent.get("origin") != "link"
+        st.caption(f"Sent from the {md(sent.get('origin', 'Confusion Matrix'))}." if sent.get("origin") != "link"
                    else "Face from a link.")
         return int(sent["index"])
     if mode == "class":
@@ -156,14 +157,14 @@ def uploaded_face():
     try:
         return to_face48(open_image(up.getvalue(), name=up.name, max_pixels=UPLOAD_MAX_PIXELS))
     except DataError as e:
-        st.error(str(e))
+        st.error(md(e))
         return None
 
 
 def show_face(face, probs, label: str) -> None:
     pred = int(probs.argmax())
     c1, c2 = st.columns([1, 3])
-    c1.image(interpret.upscale(face, 3), caption=label)
+    c1.image(interpret.upscale(face, 3), caption=md(label))
     fig = px.bar(x=probs, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
                  labels={"x": "probability", "y": ""})
     fig.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis=dict(categoryorder="array",

@@ -14,6 +14,7 @@ from fer_core import video
 from fer_core.data import CLASSES, DataError
 from fer_core.faces import draw_faces
 from fer_core.predict import one_line
+from fer_core.text import md
 
 VIDEO_TYPES = [e.lstrip(".") for e in video.VIDEO_EXTENSIONS]
 WORK = Path(tempfile.gettempdir()) / "fer-dashboard-video"  # uploaded clips and annotated outputs, by content hash
@@ -101,11 +102,11 @@ if upload is None:
 
 out = run_analysis(upload.getvalue(), upload.name, ctx.checkpoint, fps)
 if "error" in out:
-    st.warning(out["error"])
+    st.warning(md(out["error"]))
     st.stop()
 res = out["result"]
 for note in res.notes:
-    st.info(note)
+    st.info(md(note))
 st.caption(f"{res.info.width}x{res.info.height}, {res.info.duration:.1f} s; {res.sampled} frames analysed, "
            f"{len(res.tracks)} track(s)")
 if not res.rows:
@@ -141,7 +142,7 @@ except DataError as e:
     c1.warning(one_line(e))
 face = res.crops[(row["frame"], track)]
 c2.image(np.kron(face, np.ones((3, 3), np.uint8)), caption="what the model sees (48x48)")
-c2.markdown(f"**track {track}: {row['label']}** ({row['probabilities'][row['label']]:.0%})")
+c2.markdown(f"**track {track}: {md(row['label'])}** ({row['probabilities'][row['label']]:.0%})")
 
 st.subheader("Per track: share of frames in each expression")
 st.plotly_chart(summary_bars(res), key="summary")
