@@ -70,11 +70,13 @@ class AugmentConfig:
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None,
-                  size: int | None = None) -> torch.Tensor:
+                  size: int | None = None, flips: torch.Tensor | None = None) -> torch.Tensor:
     """Random affine (rotation, zoom, shift, flip) of a whole batch in one grid_sample call.
 
     x: (B, C, H, W) float on any device; gen must live on the same device. `size`: the output's side (the
-    same view of the face, resampled; default H), so low-resolution epochs cost nothing extra.
+    same view of the face, resampled; default H), so low-resolution epochs cost nothing extra. `flips`: (B,)
+    bool, which faces to mirror (the alternating flip), instead of a coin per face; the coins are drawn either
+    way, so the rest of the random stream is the same.
     """
     B, dev = x.shape[0], x.device
     u = torch.rand(B, 5, device=dev, generator=gen)  # (B, 5) uniforms
@@ -82,7 +84,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     scale = 1.0 + (u[:, 1] * 2 - 1) * cfg.zoom  # >1 zooms in
     tx = (u[:, 2] * 2 - 1) * cfg.shift * 2  # normalized coords span 2
     ty = (u[:, 3] * 2 - 1) * cfg.shift * 2
-    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(B, device=dev)
+    mirror = (u[:, 4] < 0.5) if flips is None else flips.to(dev)
+    flip = torch.where(mirror, -1.0, 1.0) if cfg.flip else torch.ones(B, device=dev)
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack(
         [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1

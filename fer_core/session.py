@@ -80,6 +80,7 @@ class Session:
     prep: Preprocess | None = None
     model: torch.nn.Module | None = None
     net: torch.nn.Module | None = None  # the model, wrapped in DDP when distributed
+    ema: torch.nn.Module | None = None  # the weight average (--ema): what is validated and saved as the model
     opt: torch.optim.Optimizer | None = None
     meta: dict = field(default_factory=dict)  # what every checkpoint carries besides weights
     start_epoch: int = 0
@@ -125,10 +126,13 @@ class Session:
 
     def checkpoint(self, epoch: int, metrics: dict, full: bool) -> dict:
         """A plain-dict checkpoint; `full` adds the optimizer state (last.pt, for resume)."""
-        ck = dict(self.meta, state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        scored = self.ema if self.ema is not None else self.model  # the weights the metrics were measured on
+        ck = dict(self.meta, state_dict={k: v.detach().cpu() for k, v in scored.state_dict().items()},
                   epoch=epoch, metrics=metrics, best_val_acc=self.best_acc, elapsed=self.elapsed)
         if full:
             ck["optimizer"] = self.opt.state_dict()
+            if self.ema is not None:  # the trained (not averaged) weights, to resume from
+                ck["train_state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         return ck
 
     def save_last(self, epoch: int, metrics: dict) -> None:
@@ -250,6 +254,10 @@ def load_data(s: Session) -> None:
     s.model = create_model(cfg.model, **cfg.model_args).to(s.device)
     if trainer_settings(cfg, s.device.type)["channels_last"]:
         s.model = s.model.to(memory_format=torch.channels_last)
+    if cfg.ema:
+        import copy
+
+        s.ema = copy.deepcopy(s.model).eval().requires_grad_(False)  # starts at the initial weights
     n_params = count_parameters(s.model)
     if s.main and not s.resume:
         write_json(s.run / RUN_CONFIG, {
@@ -287,7 +295,9 @@ def build(s: Session) -> None:
     s.opt = make_optimizer(s.cfg, s.model)
     if s.resume:
         ck = read_checkpoint(s.run / LAST_FILE, map_location=s.device)
-        s.model.load_state_dict(ck["state_dict"])
+        s.model.load_state_dict(ck.get("train_state_dict", ck["state_dict"]))
+        if s.ema is not None:
+            s.ema.load_state_dict(ck["state_dict"])
         s.opt.load_state_dict(ck["optimizer"])
         s.start_epoch, s.best_acc, s.elapsed = ck["epoch"], ck.get("best_val_acc", -1.0), ck.get("elapsed", 0.0)
         s.clock_base = max(s.clock_base, s.elapsed)  # a status.json older than the checkpoint's count

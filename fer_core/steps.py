@@ -43,11 +43,13 @@ def make_optimizer(cfg: TrainConfig, model):
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=wd or 0.0)
 
 
-def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen, size: int = 48):
-    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch (B, 1, size, size)."""
+def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen, size: int = 48,
+               flips=None):
+    """uint8 faces (N, 1, 48, 48) on the device + batch indices -> augmented, normalized batch (B, 1, size, size).
+    flips: (B,) bool from alternating_flips, or None for a coin per face."""
     xb = x_u8[idx].float() / 255.0  # (B, 1, 48, 48)
     if cfg.augment:
-        xb = augment_batch(xb, aug_cfg, gen, size if size != xb.shape[-1] else None)
+        xb = augment_batch(xb, aug_cfg, gen, size if size != xb.shape[-1] else None, flips)
     elif size != xb.shape[-1]:
         xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     xb = prep.normalize(xb)
@@ -56,6 +58,14 @@ def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Pre
     if trainer_settings(cfg, xb.device.type)["channels_last"]:
         xb = xb.contiguous(memory_format=torch.channels_last)
     return xb, y[idx]
+
+
+def alternating_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """(n,) bool: which training faces are mirrored in epoch `epoch` under the alternating flip (airbench's
+    derandomised flip): a fixed coin per face (from the seed) decides epoch 0, and every epoch after flips the
+    choice, so any two consecutive epochs show each face once as it is and once mirrored."""
+    base = torch.rand(n, generator=torch.Generator().manual_seed(seed * 7_368_787 + 12_345)) < 0.5
+    return base ^ bool(epoch % 2)
 
 
 def mix_plan(cfg: TrainConfig, epoch: int, steps: int, rank: int = 0) -> list[tuple[str, float, float, float]] | None:
@@ -110,9 +120,29 @@ def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, m
     return loss, logits
 
 
+def ema_decay(step: int, decay: float) -> float:
+    """The averaging decay at optimizer step `step` (0-based): `decay`, but lower early, so that the average is
+    not held at the random initial weights for the first ~1/(1 - decay) steps ((1 + t) / (10 + t), as
+    TensorFlow's ExponentialMovingAverage with num_updates)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
-def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp):
-    """Loss and accuracy over uint8 faces (N, 1, 48, 48) already on `device`."""
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for every floating-point tensor of the state dict: the weights
+    and the batch-norm running statistics alike (so the averaged net's statistics match its weights); integer
+    buffers (num_batches_tracked) are copied."""
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.is_floating_point():
+            e.lerp_(m.to(e.dtype), 1.0 - decay)
+        else:
+            e.copy_(m)
+
+
+@torch.no_grad()
+def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp, tta: bool = False):
+    """Loss and accuracy over uint8 faces (N, 1, 48, 48) already on `device`; `tta`: each face's probabilities
+    averaged with its horizontal mirror's (the loss is then the NLL of the averaged probabilities)."""
     model.eval()
     loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
     for i in range(0, len(y), batch_size):
@@ -121,6 +151,9 @@ def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp):
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(xb).float()
+            if tta:  # log of the mean probability of the face and its mirror: a log-probability, as logits
+                mirror = model(xb.flip(-1)).float()
+                logits = torch.logsumexp(torch.stack([logits.log_softmax(1), mirror.log_softmax(1)]), 0) - math.log(2)
         loss_sum += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
         correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
     n = max(1, len(y))

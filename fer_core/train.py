@@ -25,7 +25,7 @@ from .devices import dist_info, resolve_device
 from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
 from .session import (Diverged, Session, build, catch_stop_signals, check_trainable, close, fail, finish, load_data,
                       open_session, start_status, training_faces)
-from .steps import evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
+from .steps import alternating_flips, ema_decay, ema_update, evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
 
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
 
@@ -91,16 +91,20 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     aug_cfg, every, size = cfg.augment_config(), progress_every(), cfg.train_size(epoch)
     bar, next_report = _progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.main), t0 + every
     mixes = mix_plan(cfg, epoch, steps, s.rank)
+    flips = alternating_flips(len(d["y_tr"]), cfg.seed, epoch).to(dev) if cfg.alternate_flip else None
     stopped = diverged = False
     for step in range(steps):
-        xb, yb = make_batch(d["x_tr"], d["y_tr"], perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], cfg,
-                            aug_cfg, s.prep, gen, size)
+        idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        xb, yb = make_batch(d["x_tr"], d["y_tr"], idx, cfg, aug_cfg, s.prep, gen, size,
+                            None if flips is None else flips[idx])
         mix = None
         if mixes is not None:
             xb, y2, lam = mix_batch(xb, yb, *mixes[step])
             mix = (y2, lam)
         lr = lr_at(cfg, epoch * steps + step, steps * cfg.epochs)
         loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp, mix)
+        if s.ema is not None:
+            ema_update(s.ema, s.model, ema_decay(epoch * steps + step, cfg.ema))
         loss_sum += loss.detach() * len(yb)
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += len(yb)
@@ -134,7 +138,8 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     train_secs = time.time() - t0  # the .item() above waited for the device
     if not math.isfinite(train_loss):  # before anything is saved: best.pt and last.pt keep finite weights
         raise_diverged(s, epoch, steps, steps, train_loss)
-    val_loss, val_acc = evaluate_tensors(s.model, d["x_va"], d["y_va"], s.prep, cfg.eval_batch_size, dev, s.amp)
+    val_loss, val_acc = evaluate_tensors(s.ema if s.ema is not None else s.model, d["x_va"], d["y_va"], s.prep,
+                                         cfg.eval_batch_size, dev, s.amp, cfg.tta)
     if not math.isfinite(val_loss):  # the epoch's last steps made the weights non-finite
         raise_diverged(s, epoch, steps, steps, val_loss, "validation loss")
     secs = time.time() - t0
