@@ -9,6 +9,7 @@ convolutions and linear layers counted by hooks); the peak is a large torch.mm i
 
   python benchmarks/train_throughput.py --device cpu                     # the cpu recipe's model, batch and precision
   python benchmarks/train_throughput.py --data ../shared/data/fer2013.zip [--device auto] [--model seed_vgg]
+  python benchmarks/train_throughput.py --device cpu --profile --skip-baseline   # where a step's time goes
 """
 from __future__ import annotations
 
@@ -147,6 +148,75 @@ def bench_baseline(data, cfg, device, batch, steps, warmup, workers, amp, channe
             s += 1
 
 
+# what each kind of operator is, by its ATen name (self time, so nested calls are counted once)
+CATEGORIES = [
+    ("convolution", ("convolution", "conv2d", "mkldnn_conv", "_convolution", "conv_depthwise", "slow_conv")),
+    ("batch norm", ("batch_norm", "native_batch_norm", "_batch_norm")),
+    ("pooling", ("max_pool", "avg_pool", "adaptive_avg", "pool2d")),
+    ("activation", ("leaky_relu", "relu", "threshold", "gelu", "silu")),
+    ("linear", ("addmm", "aten::mm", "aten::bmm", "linear", "matmul")),
+    ("augmentation", ("grid_sampler", "affine_grid", "upsample", "index", "uniform", "rand", "where", "flip",
+                      "linspace")),
+    ("dropout", ("dropout", "bernoulli", "native_dropout")),
+    ("optimizer", ("_foreach", "sgd", "adam", "add_", "mul_", "lerp", "addcmul", "addcdiv")),
+    ("loss", ("cross_entropy", "log_softmax", "nll_loss", "_softmax")),
+    ("precision casts", ("aten::to", "_to_copy", "copy_", "clone", "contiguous")),
+]
+
+
+def category(name: str) -> str:
+    n = name.lower()
+    for cat, keys in CATEGORIES:
+        if any(k in n for k in keys):
+            return cat
+    return "other"
+
+
+def profile_step(data, cfg, device, batch, steps, amp, channels_last) -> dict:
+    """Self CPU time of a training step's operators over `steps` steps, summed by CATEGORIES -> {category:
+    seconds per step} (and the top operators of "other", so nothing is hidden)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ts = load_split(data, "train")
+    prep = Preprocess(fit_normalization(ts.x, "pixel")).to(device)
+    x, y = torch.from_numpy(ts.x).to(device)[:, None], torch.from_numpy(ts.y).to(device)
+    net = make_model(cfg, device, channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    gen = torch.Generator(device=device).manual_seed(0)
+    aug = cfg.augment_config()
+    for s in range(3):  # warm-up: first-call allocations and kernel choices
+        xb, yb = make_batch(x, y, torch.arange(s * batch, (s + 1) * batch, device=device), cfg, aug, prep, gen)
+        train_step(net, opt, xb, yb, 0.01, 0.1, amp)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    t0 = time.perf_counter()
+    with profile(activities=acts) as prof:
+        for s in range(steps):
+            idx = torch.arange(s * batch, (s + 1) * batch, device=device)
+            xb, yb = make_batch(x, y, idx, cfg, aug, prep, gen)
+            train_step(net, opt, xb, yb, 0.01, 0.1, amp)
+        sync(device)
+    wall = (time.perf_counter() - t0) / steps
+    by, other = {}, {}
+    for ev in prof.key_averages():
+        sec = ev.self_cpu_time_total / 1e6 / steps
+        c = category(ev.key)
+        by[c] = by.get(c, 0.0) + sec
+        if c == "other":
+            other[ev.key] = other.get(ev.key, 0.0) + sec
+    top_other = sorted(other.items(), key=lambda kv: -kv[1])[:6]
+    return {"wall_s_per_step_profiled": wall, "by_category_s": dict(sorted(by.items(), key=lambda kv: -kv[1])),
+            "top_other": top_other}
+
+
+def print_profile(p: dict, name: str) -> None:
+    total = sum(p["by_category_s"].values())
+    print(f"  profile ({name}): {p['wall_s_per_step_profiled'] * 1e3:.0f} ms per step under the profiler; "
+          "self time by operator kind:")
+    for cat, sec in p["by_category_s"].items():
+        print(f"    {cat:16s} {sec * 1e3:8.1f} ms  {sec / total:6.1%}")
+    print("    largest 'other': " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in p["top_other"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/fer2013.zip")
@@ -160,6 +230,8 @@ def main():
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on CUDA, 15 on CPU)")
     ap.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default: CPU count, max 8)")
     ap.add_argument("--skip-baseline", action="store_true", help="only fer_core's loop and the peak")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile the step: self time by operator kind (convolution, batch norm, pooling, ...)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     device = resolve_device(a.device)
@@ -190,6 +262,8 @@ def main():
            "matmul_peak_bf16_gflops": round(peak16, 1), "share_of_peak": round(gflops / peak, 3)}
     if base is not None:
         res.update(baseline_workers=workers, baseline_images_per_s=round(base, 1), ratio=round(proj / base, 2))
+    if a.profile:
+        res["profile"] = profile_step(a.data, cfg, device, batch, min(steps, 10), **settings)
     if a.json:
         print(json.dumps(res))
         return
@@ -203,6 +277,8 @@ def main():
     if base is not None:
         print(f"  baseline (ImageFolder + PIL transforms + DataLoader, {workers} workers): {base:10.1f} images/s")
         print(f"  ratio: {proj / base:.2f}x")
+    if a.profile:
+        print_profile(res["profile"], name)
 
 
 if __name__ == "__main__":

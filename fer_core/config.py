@@ -82,14 +82,14 @@ class TrainConfig:
                                   "Warm-up epochs", lo=0.0, step=1.0)
     alternate_flip: bool = option(False, "derandomised flip: each face is mirrored on every other epoch (a coin per "
                                   "face picks which), instead of a coin per face and epoch (airbench)",
-                                  "Alternating flip")
+                                  "Alternating flip", section="advanced")
     ema: float = option(0.0, "weight averaging: validation, best.pt and last.pt's weights are an exponential moving "
                         "average of the trained weights and batch-norm statistics, decay per step min(EMA, "
                         "(1 + t) / (10 + t)) (0: off; 0.99-0.999 typical)", "EMA decay", lo=0.0, hi=0.9999,
                         step=0.001, fmt="%.4g")
     tta: bool = option(False, "validate with flip test-time augmentation: each face's probabilities averaged "
                        "with its mirror's (the Home card's 'With flip TTA'); twice the validation cost",
-                       "Flip TTA in validation")
+                       "Flip TTA in validation", section="advanced")
     seed: int = option(0, "random seed", "Seed", lo=0, step=1)
     device: str = option("auto", "auto, cuda, cuda:N, mps or cpu", "Device")
     max_train_samples: int | None = option(None, "train on a random subset of this many faces",

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_support import ARGS, CHROMIUM, dashboard_server, free_port, require_browser  # noqa: E402
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the AppTest of the same names runs by default
 sync_api = require_browser()
 
 

@@ -425,7 +425,8 @@ def row(r: runs.Run) -> dict:
 
     aug = "off" if not hp.get("augment", True) else (
         f"rot {hp.get('rotation', 0):g} zoom {hp.get('zoom', 0):g} shift {hp.get('shift', 0):g}"
-        + (" flip" if hp.get("flip") else "") + extras("erase", "photometric"))
+        + ((" alternating flip" if hp.get("alternate_flip") else " flip") if hp.get("flip") else "")
+        + extras("erase", "photometric"))
     aug += extras("mixup", "cutmix")  # mixing applies with or without the per-face augmentation
     started = parse_time(r.status.get("started") or r.launch.get("created"))
     n = hp.get("max_train_samples")
@@ -440,6 +441,7 @@ def row(r: runs.Run) -> dict:
         "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": samples,
+        "averaging": (f"EMA {hp['ema']:g}" if hp.get("ema") else "-") + (" · flip TTA" if hp.get("tta") else ""),
         "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started is not None else "-",
         "unreadable": r.unreadable or "-",  # what of its files could not be read (it can still be deleted)
     }

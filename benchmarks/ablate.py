@@ -1,0 +1,98 @@
+"""Ablations of a training recipe: each lever on its own, then together, on the holdout slice of Training.
+
+Every variant is the recipe with some fields changed; each run is a real fer_core.train run (its folder kept
+under --out), scored on holdout after every epoch. Prints one row per (variant, seed): final and best holdout
+accuracy, the training seconds, and the seconds until holdout first reached --target; and the CPU they ran on.
+Results also go, one JSON object a line, to --out/ablations.jsonl (a rerun appends; the table reads it all).
+
+  python benchmarks/ablate.py --recipe cpu --epochs 7 --variants base ema tta alt_flip ls02 all --seeds 0
+  python benchmarks/ablate.py --table            # print what ablations.jsonl holds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_core.calibrate import cpu_name  # noqa: E402
+from fer_core.recipes import recipe_config  # noqa: E402
+from fer_core.runfiles import read_metrics  # noqa: E402
+from fer_core.train import train  # noqa: E402
+
+# name -> TrainConfig fields changed from the recipe's
+VARIANTS = {
+    "base": {},
+    "ema": {"ema": 0.99},
+    "ema999": {"ema": 0.999},
+    "tta": {"tta": True},
+    "alt_flip": {"alternate_flip": True},
+    "ls02": {"label_smoothing": 0.2},
+    "no_low_res": {"low_res": 0, "low_res_epochs": 0},
+    "width24": {"model_args": {"width": 24}},
+    "batch256": {"batch_size": 256, "lr": 0.2},
+    "all": {"ema": 0.99, "tta": True, "alternate_flip": True, "label_smoothing": 0.2},
+}
+
+
+def run_variant(recipe: str, name: str, seed: int, epochs: int | None, data: str, out: Path, target: float) -> dict:
+    cfg = recipe_config(recipe, data=data, seed=seed, val_split="holdout", device="cpu", **VARIANTS[name])
+    if epochs:
+        cfg.epochs = epochs
+        if cfg.low_res_epochs:  # the same share of the schedule at low resolution
+            cfg.low_res_epochs = max(1, round(cfg.low_res_epochs * epochs / recipe_config(recipe).epochs))
+    cfg.checkpoint_every = cfg.epochs
+    cfg.validate()
+    run_name = f"{recipe}-{name}-e{cfg.epochs}-s{seed}-{time.strftime('%H%M%S')}"
+    t0 = time.time()
+    run = train(cfg, out_dir=str(out), run_dir=run_name)
+    ms = read_metrics(run)
+    hit = next((m for m in ms if m["val_acc"] >= target), None)
+    return {"recipe": recipe, "variant": name, "changes": VARIANTS[name], "seed": seed, "epochs": cfg.epochs,
+            "final_holdout": ms[-1]["val_acc"], "best_holdout": max(m["val_acc"] for m in ms),
+            "train_seconds": round(sum(m["train_seconds"] for m in ms), 1), "wall_seconds": round(time.time() - t0, 1),
+            "seconds_to_target": None if hit is None else round(hit["elapsed"], 1), "target": target,
+            "images_per_s": ms[-1]["images_per_s"], "cpu": cpu_name(), "run": str(run)}
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'variant':12s} {'ep':>3s} {'seed':>4s} {'final':>7s} {'best':>7s} {'train s':>8s} {'to target':>9s}  cpu"
+    lines = [head]
+    for r in rows:
+        tt = "-" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.0f}"
+        lines.append(f"{r['variant']:12s} {r['epochs']:3d} {r['seed']:4d} {r['final_holdout']:7.4f} "
+                     f"{r['best_holdout']:7.4f} {r['train_seconds']:8.0f} {tt:>9s}  {r['cpu']}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="cpu")
+    ap.add_argument("--variants", nargs="+", default=["base"], choices=sorted(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--epochs", type=int, default=None, help="a shorter schedule as a proxy (default: the recipe's)")
+    ap.add_argument("--target", type=float, default=0.60, help="holdout accuracy whose first epoch is timed")
+    ap.add_argument("--data", default="../shared/data/fer2013.zip")
+    ap.add_argument("--out", default="runs/ablations")
+    ap.add_argument("--table", action="store_true", help="only print the table of --out/ablations.jsonl")
+    a = ap.parse_args()
+    out = Path(a.out)
+    log = out / "ablations.jsonl"
+    if not a.table:
+        out.mkdir(parents=True, exist_ok=True)
+        for seed in a.seeds:
+            for v in a.variants:
+                r = run_variant(a.recipe, v, seed, a.epochs, a.data, out, a.target)
+                with open(log, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+                print(table([r]).splitlines()[1], flush=True)
+    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
