@@ -141,7 +141,8 @@ def non_default_config(data) -> dict:
                   rotation=10.0, zoom=0.1, shift=0.05, erase=0.25, normalize="global", label_smoothing=0.05,
                   warmup_epochs=0.5, seed=3, device="cpu", max_train_samples=140, val_split="test", momentum=0.8,
                   checkpoint_every=2, eval_batch_size=100, channels_last=False, amp=False, cpu_fast=True,
-                  low_res=24, low_res_epochs=1, photometric=0.3, mixup=0.4, cutmix=1.0)
+                  low_res=24, low_res_epochs=1, photometric=0.3, mixup=0.4, cutmix=1.0,
+                  alternate_flip=True, ema=0.9, tta=True)
     defaults = asdict(TrainConfig())
     assert values.keys() == defaults.keys(), "every TrainConfig field needs a non-default value here"
     assert not [k for k in values if values[k] == defaults[k]]
