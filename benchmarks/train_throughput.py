@@ -81,16 +81,21 @@ def make_model(cfg, device, channels_last):
     return m.train()
 
 
-def bench_project(data, cfg, device, batch, steps, warmup, amp, channels_last):
+def loop_inputs(data, cfg, device, channels_last):
+    """What fer_core's loop holds: uint8 faces (N, 1, 48, 48) and labels on the device, the normalization, the
+    model, the augmentation generator and settings."""
     ts = load_split(data, "train")
     prep = Preprocess(fit_normalization(ts.x, "pixel")).to(device)
     x = torch.from_numpy(ts.x).to(device)[:, None]
     y = torch.from_numpy(ts.y).to(device)
-    net = make_model(cfg, device, channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(0)
+    return x, y, prep, make_model(cfg, device, channels_last), gen, cfg.augment_config()
+
+
+def bench_project(data, cfg, device, batch, steps, warmup, amp, channels_last):
+    x, y, prep, net, gen, aug = loop_inputs(data, cfg, device, channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     perm = torch.randperm(len(y), device=device)
-    aug = cfg.augment_config()
     t0 = None
     for s in range(warmup + steps):
         if s == warmup:
@@ -177,13 +182,8 @@ def profile_step(data, cfg, device, batch, steps, amp, channels_last) -> dict:
     seconds per step} (and the top operators of "other", so nothing is hidden)."""
     from torch.profiler import ProfilerActivity, profile
 
-    ts = load_split(data, "train")
-    prep = Preprocess(fit_normalization(ts.x, "pixel")).to(device)
-    x, y = torch.from_numpy(ts.x).to(device)[:, None], torch.from_numpy(ts.y).to(device)
-    net = make_model(cfg, device, channels_last)
+    x, y, prep, net, gen, aug = loop_inputs(data, cfg, device, channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    gen = torch.Generator(device=device).manual_seed(0)
-    aug = cfg.augment_config()
     for s in range(3):  # warm-up: first-call allocations and kernel choices
         xb, yb = make_batch(x, y, torch.arange(s * batch, (s + 1) * batch, device=device), cfg, aug, prep, gen)
         train_step(net, opt, xb, yb, 0.01, 0.1, amp)

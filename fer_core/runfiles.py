@@ -193,24 +193,21 @@ METRICS_SCHEMA = {k: FLOAT for k in ("train_loss", "train_acc", "val_loss", "val
                                      "train_seconds", "images_per_s", "train_size")} | {"time": STR}
 
 
+def _parsed_lines(text: str) -> list[tuple[str, dict | None]]:
+    """Each non-blank line of metrics.jsonl with its metrics dict, or None where it is not a metrics line."""
+    return [(line, _metrics_line(line)) for line in text.splitlines() if line.strip()]
+
+
 def read_metrics_checked(run_dir) -> tuple[list[dict], int]:
     """(metrics.jsonl as a list of dicts in epoch order, the number of lines skipped because they do not parse
     or hold a wrong-typed value). An epoch logged twice (a run resumed from a last.pt older than its last
     logged epoch) keeps its latest line."""
-    by_epoch, bad = {}, 0
     try:
-        lines = (Path(run_dir) / METRICS_FILE).read_text(errors="replace").splitlines()
+        parsed = _parsed_lines((Path(run_dir) / METRICS_FILE).read_text(errors="replace"))
     except OSError:
         return [], 0
-    for line in lines:
-        if not line.strip():
-            continue
-        m = _metrics_line(line)
-        if m is None:
-            bad += 1
-        else:
-            by_epoch[m["epoch"]] = m
-    return [by_epoch[e] for e in sorted(by_epoch)], bad
+    by_epoch = {m["epoch"]: m for _, m in parsed if m is not None}
+    return [by_epoch[e] for e in sorted(by_epoch)], sum(m is None for _, m in parsed)
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -224,21 +221,12 @@ def trim_metrics(run_dir, last_epoch: int) -> int:
     ending in a newline so the next line appended stays a line of its own. -> the number of such lines."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        parsed = _parsed_lines(path.read_text(errors="replace"))
     except FileNotFoundError:
         return 0
-    keep, bad = [], 0
-    for line in lines:
-        if not line.strip():
-            continue
-        m = _metrics_line(line)
-        if m is None:
-            bad += 1
-            keep.append(line)
-        elif m["epoch"] <= last_epoch:
-            keep.append(line)
+    keep = [line for line, m in parsed if m is None or m["epoch"] <= last_epoch]
     atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
-    return bad
+    return sum(m is None for _, m in parsed)
 
 
 def read_config_checked(run_dir) -> tuple[dict, list[str]]:

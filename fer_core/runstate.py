@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runfiles import (BEST_FILE, LAST_FILE, LAUNCH_FILE, METRICS_FILE, OUTPUT_LOG, RUN_CONFIG, STATUS_FILE, STOP_FILE,
+from .runfiles import (BEST_FILE, LAST_FILE, LAUNCH_FILE, METRICS_FILE, OUTPUT_LOG, RUN_CONFIG, STOP_FILE,
                        is_run_dir, parse_time, read_config_checked, read_json, read_launch, read_metrics_checked,
                        read_status, tail)
 

@@ -6,7 +6,7 @@ or close. Every file goes through fer_core.runfiles, so the dashboard and the tr
 """
 from __future__ import annotations
 
-import json
+import copy
 import os
 import platform
 import signal
@@ -25,12 +25,13 @@ from . import __version__
 from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import CLASSES, HOLDOUT, DataError, atomic_write_bytes, holdout_mask, load_split, skipped_note
+from .data import CLASSES, HOLDOUT, DataError, holdout_mask, load_split, skipped_note
 from .devices import dist_info, resolve_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
 from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, create_run_dir, lock_run_dir,
-                       now_iso, release_run_lock, remove_if_empty, run_base_name, write_json)
+                       now_iso, read_status, release_run_lock, remove_if_empty, run_base_name, trim_metrics,
+                       write_json)
 from .steps import make_optimizer
 
 
@@ -201,11 +202,8 @@ def start_status(s: Session) -> None:
     """status.json says "running"; a resumed run keeps its start time, epoch and elapsed count."""
     if not s.main:
         return
-    path = s.run / STATUS_FILE
     if s.resume:
-        from .runfiles import read_status  # checked by type: a garbled status.json does not block the resume
-
-        old = read_status(s.run)[0]
+        old = read_status(s.run)[0]  # checked by type: a garbled status.json does not block the resume
         s.status["started"] = old.get("started", s.status["started"])
         s.clock_base = float(old.get("elapsed") or 0.0)
         s.status.update(resumed=now_iso(), epoch=old.get("epoch", 0), best_val_acc=old.get("best_val_acc"))
@@ -255,8 +253,6 @@ def load_data(s: Session) -> None:
     if trainer_settings(cfg, s.device.type)["channels_last"]:
         s.model = s.model.to(memory_format=torch.channels_last)
     if cfg.ema:
-        import copy
-
         s.ema = copy.deepcopy(s.model).eval().requires_grad_(False)  # starts at the initial weights
     n_params = count_parameters(s.model)
     if s.main and not s.resume:
@@ -303,9 +299,8 @@ def build(s: Session) -> None:
         s.clock_base = max(s.clock_base, s.elapsed)  # a status.json older than the checkpoint's count
         s.status.update(epoch=s.start_epoch, best_val_acc=s.best_acc if s.best_acc >= 0 else None)
         if s.main:
-            # epochs after last.pt's (a kill after their metrics were written) are trained again
-            from .runfiles import trim_metrics  # lines that are not metrics lines are kept and counted
-
+            # epochs after last.pt's (a kill after their metrics were written) are trained again; lines that
+            # are not metrics lines are kept and counted
             bad = trim_metrics(s.run, s.start_epoch)
             if bad:
                 s.log(f"note: {bad} line{'s' * (bad != 1)} of {METRICS_FILE} skipped (not JSON or wrong-typed values)")

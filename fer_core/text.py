@@ -52,27 +52,3 @@ class csv_writer:
     def writerow(self, row):
         self._w.writerow([csv_safe(c) for c in row])
 
-
-def csv_safe_row(row: dict) -> dict:
-    return {k: csv_safe(v) for k, v in row.items()}
-
-
-def csv_safe_frame(df):
-    """A copy of a pandas DataFrame whose text cells (and column names) are csv_safe; number columns
-    untouched."""
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].map(csv_safe)
-    out.columns = [csv_safe(c) for c in out.columns]
-    return out
-
-
-def json_safe(obj):
-    """`obj` (dicts, lists, strings) with every string csv_safe: a JSON export pasted or imported into a
-    spreadsheet holds no formula either."""
-    if isinstance(obj, dict):
-        return {csv_safe(k) if isinstance(k, str) else k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return csv_safe(obj)

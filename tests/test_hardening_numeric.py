@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from fer_core.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from fer_core.checkpoint import CheckpointError, load_model, read_checkpoint
 from tests.conftest import ROOT
 
 
