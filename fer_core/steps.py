@@ -32,15 +32,28 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr
 
 
+def param_groups(model, bn_lr: float, wd: float) -> list[dict]:
+    """One group of every parameter, or with bn_lr != 1 two: the batch-norm weights and biases (lr_mult bn_lr,
+    no weight decay) and the rest; train_step sets each group's lr to lr * lr_mult."""
+    if bn_lr == 1.0:
+        return [{"params": list(model.parameters()), "weight_decay": wd, "lr_mult": 1.0}]
+    norm = {id(p) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+            for p in m.parameters(recurse=False)}
+    rest = [p for p in model.parameters() if id(p) not in norm]
+    bn = [p for p in model.parameters() if id(p) in norm]
+    return [{"params": rest, "weight_decay": wd, "lr_mult": 1.0},
+            {"params": bn, "weight_decay": 0.0, "lr_mult": float(bn_lr)}]
+
+
 def make_optimizer(cfg: TrainConfig, model):
     wd = cfg.weight_decay
     if cfg.optimizer == "sgd":
         wd = 5e-4 if wd is None else wd
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+        return torch.optim.SGD(param_groups(model, cfg.bn_lr, wd), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     if cfg.optimizer == "adamw":
         wd = 0.05 if wd is None else wd
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=wd)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=wd or 0.0)
+        return torch.optim.AdamW(param_groups(model, cfg.bn_lr, wd), lr=cfg.lr)
+    return torch.optim.Adam(param_groups(model, cfg.bn_lr, wd or 0.0), lr=cfg.lr)
 
 
 def make_batch(x_u8, y, idx, cfg: TrainConfig, aug_cfg: AugmentConfig, prep: Preprocess, gen, size: int = 48,
@@ -107,7 +120,7 @@ def mix_batch(xb, yb, kind: str, lam: float, cy: float = 0.5, cx: float = 0.5):
 def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, mix=None):
     """One optimizer step; mix: (partner labels, lam) from mix_batch, or None."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = net(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)

@@ -109,3 +109,42 @@ def test_alternating_flip_run_resumes_exactly(synth_npz, tmp_path):
     train(_cfg(synth_npz, alternate_flip=True), run_dir=str(part), resume=True)
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
     assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5) for k in a["state_dict"])
+
+
+def test_bn_lr_splits_the_batch_norm_parameters_into_a_faster_group_without_decay():
+    """One SGD step with weight decay: the batch-norm parameters move by bn_lr * lr * grad (no decay term), the
+    others by lr * (grad + wd * w): the closed form of plain SGD without momentum history."""
+    from fer_core.steps import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
+                              torch.nn.LazyLinear(7))
+    xb, yb = torch.randn(4, 1, 6, 6), torch.tensor([0, 1, 2, 3])
+    net(xb)  # materialise the lazy layer
+    cfg = TrainConfig(data="x", optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.5, bn_lr=8.0)
+    opt = make_optimizer(cfg, net)
+    assert [g["lr_mult"] for g in opt.param_groups] == [1.0, 8.0]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    net.train()
+    logits = net(xb)
+    loss = F.cross_entropy(logits, yb)
+    grads = dict(zip([n for n, _ in net.named_parameters()], torch.autograd.grad(loss, list(net.parameters()))))
+    train_step(net, opt, xb, yb, lr=0.1, label_smoothing=0.0, amp=False)
+    # Nesterov's first step: d = g + wd*w; buf = d; update = d + momentum * buf = (1 + momentum) * d
+    for n, p in net.named_parameters():
+        bn = n.startswith("1.")
+        d = grads[n] + (0.0 if bn else 0.01) * before[n]
+        want = before[n] - (0.8 if bn else 0.1) * 1.5 * d
+        assert torch.allclose(p.detach(), want, atol=1e-6), n
+    # bn_lr 1 keeps the single group of earlier runs (old last.pt optimizer states still load)
+    assert len(make_optimizer(TrainConfig(data="x", optimizer="sgd"), net).param_groups) == 1
+
+
+def test_bn_lr_run_resumes_exactly(synth_npz, tmp_path):
+    full = train(_cfg(synth_npz, bn_lr=4.0), out_dir=str(tmp_path), run_dir="full")
+    part = train(_cfg(synth_npz, bn_lr=4.0), out_dir=str(tmp_path), run_dir="part", max_epochs_this_call=1)
+    train(_cfg(synth_npz, bn_lr=4.0), run_dir=str(part), resume=True)
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5) for k in a["state_dict"])
+    assert read_checkpoint(full / "best.pt")["train_config"]["bn_lr"] == 4.0
