@@ -18,16 +18,32 @@ class FilterDetail:
     captions: list[str]  # "#face · response" under each patch
 
 
-def filter_detail(weights, top: TopPatches, f: int, kernel_scale: int = 24, patch_scale: int = 8) -> FilterDetail:
+def filter_detail(weights, top: TopPatches, f: int, kernel_scale: int = 24, patch_scale: int = 8,
+                  field: bool = False) -> FilterDetail:
     """Filter f's kernel and its top-activating patches, each enlarged (nearest neighbour) so they keep one
-    displayed size whatever the column width, and captioned with the face they come from and the response."""
+    displayed size whatever the column width, and captioned with the face they come from and the response.
+    With `field`, each patch is RGB with its receptive field outlined (with_field)."""
     weights = np.asarray(weights)
     if not 0 <= f < len(weights):
         raise IndexError(f"filter {f} of {len(weights)}")
     kernel = filter_grid(weights[f : f + 1], ncols=1, scale=kernel_scale)
-    patches = [upscale(p, patch_scale) for p in top.patches[f]]
+    patches = [with_field(p, top.context, top.field, patch_scale) if field else upscale(p, patch_scale)
+               for p in top.patches[f]]
     captions = [f"#{i} · {v:.2f}" for i, v in zip(top.face_index[f], top.values[f])]
     return FilterDetail(kernel, patches, captions)
+
+
+FIELD_COLOR = (255, 200, 0)
+
+
+def with_field(patch, context: int, size: int, scale: int = 1) -> np.ndarray:
+    """A gray patch (P, P) -> RGB (P * scale, P * scale, 3) with the receptive field (`size` pixels from
+    `context` in) outlined in FIELD_COLOR, one enlarged pixel wide inside its border."""
+    img = upscale(np.repeat(np.asarray(patch, np.uint8)[..., None], 3, 2), scale).copy()
+    if size > 0:
+        a, b = context * scale, (context + size) * scale - 1
+        img[a, a : b + 1] = img[b, a : b + 1] = img[a : b + 1, a] = img[a : b + 1, b] = FIELD_COLOR
+    return img
 
 
 def filter_choice(top: TopPatches, f: int) -> str:

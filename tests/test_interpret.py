@@ -277,6 +277,48 @@ def test_top_patches_are_the_strongest_responses(tiny, test_faces):
     np.testing.assert_allclose(top.values[:, 0], all_max, rtol=1e-4, atol=1e-5)
 
 
+def test_receptive_fields_compose_convs_and_poolings():
+    from fer_core.models import create_model
+
+    seed = create_model("seed_vgg")  # valid 3x3 convs, 2x2 pools
+    assert interpret.conv_layers(seed) == [0, 2, 6, 8, 12, 14]
+    assert [interpret.receptive_field(seed, i) for i in range(6)] == [
+        (3, 1, 0), (5, 1, 0), (10, 2, 0), (14, 2, 0), (24, 4, 0), (32, 4, 0)]
+    vgg = create_model("vgg_bn")  # same-padded convs: the padding shifts the field up and left
+    assert [interpret.receptive_field(vgg, i) for i in (0, 1, 2)] == [(3, 1, 1), (5, 1, 2), (10, 2, 4)]
+    with pytest.raises(ValueError, match="conv layer 6 does not exist"):
+        interpret.filter_weights(seed, 6)
+
+
+def test_any_conv_layer_weights_responses_and_patches(tiny, test_faces):
+    """Layer 1 (the second conv) through the same functions: the weights are its kernels averaged over input
+    channels, the responses its BN + ReLU outputs, each top patch the face around the 5x5 receptive field of the
+    peak, whose response is the highest of that face."""
+    model, prep = tiny
+    conv = model.features[interpret.conv_layers(model)[1]]
+    w = interpret.filter_weights(model, 1)
+    np.testing.assert_allclose(w, conv.weight.detach().mean(1).numpy(), rtol=1e-6)
+    face = test_faces.x[0]
+    resp = interpret.filter_responses(model, prep, face, layer=1)
+    expect = model.features[: interpret.conv_layers(model)[1] + 3](prep(face[None]))[0].detach().numpy()
+    np.testing.assert_allclose(resp, expect, rtol=1e-4, atol=1e-5)
+    faces = test_faces.x[:40]
+    top = interpret.top_patches(model, prep, faces, k=4, context=2, layer=1)
+    assert top.field == 5 and top.context == 2 and top.patches.shape == (conv.out_channels, 4, 9, 9)
+    for f in (0, 7):
+        for j in (0, 3):
+            i, r, c = top.face_index[f, j], top.rows[f, j], top.cols[f, j]
+            maps = interpret.filter_responses(model, prep, faces[i], layer=1)[f]
+            assert maps.max() == pytest.approx(top.values[f, j], rel=1e-4, abs=1e-5)
+            # the peak's output position, with same padding 2: its field starts 2 up and 2 left of it
+            pr, pc = np.unravel_index(maps.argmax(), maps.shape)
+            assert (r, c) == (pr - 2, pc - 2)
+            padded = np.pad(faces[i], 10)
+            np.testing.assert_array_equal(top.patches[f, j], padded[r - 2 + 10 : r + 7 + 10, c - 2 + 10 : c + 7 + 10])
+    # the first layer stays what it was: the default
+    np.testing.assert_array_equal(interpret.filter_weights(model), interpret.filter_weights(model, 0))
+
+
 # ---------------------------------------------------------------- rendering
 
 

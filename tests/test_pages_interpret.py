@@ -163,6 +163,24 @@ def test_filters_page(page, synth_npz):
     ok(at.toggle(key="flt_activation").set_value(False).run())
 
 
+def test_filters_page_any_conv_layer(page, synth_npz):
+    """The second conv layer through the same page: its kernels (averaged over input channels), its feature maps,
+    and top patches of its 5x5 receptive field plus context (outlined: tests/test_render.py)."""
+    at = ok(page("filters"))
+    layers = at.selectbox(key="flt_layer")
+    assert len(layers.options) == 6 and layers.options[1].startswith("conv 2 · features.3 · 8 filters, 3x3 · "
+                                                                      "receptive field 5 px")
+    ok(layers.set_value(1).run())
+    assert at.subheader[0].value == "8 filters of conv layer 2 (3x3, each averaged over its 8 input channels)"
+    assert any("receptive field of the filter" in c.value and "5x5" in c.value for c in at.caption)
+    ok(at.selectbox(key="flt_filter").set_value(2).run())
+    patches = next(im for im in at.image if len(im.captions) == 8)  # filter 2's top patches, from 8 faces
+    assert all(c.startswith("#") for c in patches.captions)
+    # the deepest layer: 32 filters, a field larger than the face
+    ok(at.selectbox(key="flt_layer").set_value(5).run())
+    assert at.subheader[0].value.startswith("32 filters of conv layer 6")
+
+
 def test_pages_show_a_clear_error_without_a_checkpoint(monkeypatch, tmp_path):
     monkeypatch.setattr(app_common, "CHECKPOINTS", tmp_path / "none")
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "none"))

@@ -60,3 +60,16 @@ def test_class_mean_faces():
     assert m.shape == (7, 2, 2)
     np.testing.assert_array_equal(m[:, 0, 0], [20, 0, 200, 0, 0, 0, 7])  # no face of classes 1, 3, 4, 5: zeros
     assert render.class_mean_faces(x, y, n_classes=3).shape == (3, 2, 2)
+
+
+def test_with_field_outlines_the_receptive_field():
+    patch = np.full((7, 7), 50, np.uint8)
+    img = render.with_field(patch, context=2, size=3, scale=2)
+    assert img.shape == (14, 14, 3)
+    box = np.all(img == render.FIELD_COLOR, axis=2)
+    # the outline: rows/cols 4 and 9 (pixels 2..4 of the patch, enlarged 2x), from 4 to 9
+    assert box[4, 4:10].all() and box[9, 4:10].all() and box[4:10, 4].all() and box[4:10, 9].all()
+    assert not box[5:9, 5:9].any() and (img[5:9, 5:9] == 50).all()  # the field itself is untouched
+    assert not box[:4].any() and not box[10:].any()  # the context around it too
+    d = render.filter_detail(np.zeros((2, 3, 3)), hand_top(), 0, patch_scale=2, field=True)
+    assert d.patches[0].shape == (6, 6, 3)  # TopPatches without a field: RGB patches, nothing drawn

@@ -1,4 +1,5 @@
-"""Filters: the first layer's kernels, their responses to a face, and the dataset patches that excite each."""
+"""Filters: any conv layer's kernels (the first by default), their responses to a face, and the dataset patches
+that excite each, with the receptive field drawn."""
 import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
@@ -12,22 +13,39 @@ st.title("Filters")
 
 @st.cache_data(show_spinner="Scanning faces for each filter's strongest responses...", max_entries=16)
 def cached_top_patches(ckpt: str, ckpt_key: float, data: str, data_key: float, split: str, n_faces: int, k: int,
-                       activation: bool):
+                       activation: bool, layer: int = 0):
     model, prep = get_model(ckpt)
-    return interpret.top_patches(model, prep, get_faces(data, split).x[:n_faces], k=k, activation=activation)
+    return interpret.top_patches(model, prep, get_faces(data, split).x[:n_faces], k=k, activation=activation,
+                                 layer=layer)
+
+
+def layer_choice(model, convs: list[int], i: int) -> str:
+    """"conv 2 · features.2 · 64 filters, 3x3 · receptive field 5 px": a conv layer in the picker."""
+    conv = model.features[convs[i]]
+    size = interpret.receptive_field(model, i)[0]
+    return (f"conv {i + 1} · features.{convs[i]} · {conv.out_channels} filters, "
+            f"{conv.kernel_size[0]}x{conv.kernel_size[1]} · receptive field {size} px")
 
 
 model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
     ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
-    weights = interpret.filter_weights(model)  # (F, kh, kw)
+    convs = interpret.conv_layers(model)
+    if st.session_state.get("flt_layer", 0) not in range(len(convs)):
+        st.session_state["flt_layer"] = 0  # a layer of the checkpoint before a switch
+    layer = st.selectbox("Conv layer", range(len(convs)), key="flt_layer",
+                         format_func=lambda i: layer_choice(model, convs, i)) if convs else 0
+    weights = interpret.filter_weights(model, layer)  # (F, kh, kw)
 except (DataError, OSError, ValueError) as e:
     st.error(md(e))
     st.stop()
 
 n_filters, kh, kw = weights.shape
-st.subheader(f"{n_filters} first-layer filters ({kh}x{kw})")
+field = interpret.receptive_field(model, layer)[0]
+n_in = model.features[convs[layer]].in_channels
+st.subheader(f"{n_filters} first-layer filters ({kh}x{kw})" if layer == 0 else
+             f"{n_filters} filters of conv layer {layer + 1} ({kh}x{kw}, each averaged over its {n_in} input channels)")
 st.image(interpret.filter_grid(weights, ncols=16, scale=16, numbered=True, pad=8),
          caption="filters numbered 0-%d; red: weight > 0 (excites), blue: < 0 (inhibits); each kernel on its own "
                  "symmetric scale" % (n_filters - 1))
@@ -56,10 +74,11 @@ else:
         except DataError as e:
             st.error(md(e))
 if face is not None:
-    resp = interpret.filter_responses(model, prep, face, activation=activation)  # (F, h, w)
+    resp = interpret.filter_responses(model, prep, face, activation=activation, layer=layer)  # (F, h, w)
     c1, c2 = st.columns([1, 5])
     c1.image(interpret.upscale(face, 2), caption=md(label))
-    c2.image(interpret.response_grid(resp, ncols=16, scale=2, numbered=True, pad=6), caption=f"{n_filters} feature "
+    c2.image(interpret.response_grid(resp, ncols=16, scale=max(1, 96 // resp.shape[1]), numbered=True, pad=6),
+             caption=f"{n_filters} feature "
              f"maps ({resp.shape[1]}x{resp.shape[2]}), numbered like the filters, each on its own range")
     c2.image(interpret.colorbar("viridis", 240, 10), width=240, caption="response: low (dark) → high (yellow)")
 
@@ -67,13 +86,20 @@ st.subheader("Top-activating patches")
 t1, t2 = st.columns(2)
 n_faces = t1.slider("Faces to scan", min(50, len(faces)), len(faces), min(len(faces), 2000), key="flt_n_faces")
 k = t2.slider("Patches per filter", 1, 16, 8, key="flt_k")
-top = cached_top_patches(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, n_faces, k, activation)
+top = cached_top_patches(ctx.checkpoint, ckpt_key, ctx.data, data_key, ctx.split, n_faces, k, activation, layer)
+if st.session_state.get("flt_filter", 0) >= n_filters:
+    st.session_state["flt_filter"] = 0  # the last layer had more filters
 f = st.selectbox("Filter", range(n_filters), key="flt_filter", format_func=lambda i: render.filter_choice(top, i))
-detail = render.filter_detail(weights, top, f)
+detail = render.filter_detail(weights, top, f, patch_scale=max(1, 72 // top.patches.shape[-1]), field=True)
 c1, c2 = st.columns([1, 5])
 c1.image(detail.kernel, width=72, caption=f"filter {f}")
-c2.image(detail.patches, width=72, caption=detail.captions)  # every patch at the same displayed size
+c2.image(detail.patches, width=max(72, top.patches.shape[-1]), caption=detail.captions)  # one displayed size
+st.caption(f"Each patch is the {field}x{field}-pixel receptive field of the filter's strongest response in that "
+           f"face (outlined) with {top.context} pixels around it; black where it hangs over the face's border.")
+shown_rows = min(n_filters, 64)  # a deep layer has hundreds of filters: the first 64 keep the page light
 with st.expander("All filters: weights and top patches"):
-    st.image(interpret.filter_rows(weights, top.patches, top.values, size=48, pad=6),
+    st.image(interpret.filter_rows(weights[:shown_rows], top.patches[:shown_rows], top.values[:shown_rows], size=48,
+                                   pad=6),
              caption="one labelled row per filter: its kernel, then its top patches (strongest first, response "
-                     "under each), all at the same size")
+                     "under each), all at the same size" + (f"; the first {shown_rows} of {n_filters} filters"
+                                                             if shown_rows < n_filters else ""))
