@@ -90,6 +90,14 @@ class TrainConfig:
     bn_lr: float = option(1.0, "learning-rate multiplier for the batch-norm weights and biases, which also get no weight "
                           "decay (airbench trains them faster); 1: as every other parameter, with weight decay",
                           "Batch-norm LR multiplier", section="advanced", lo=0.01, hi=1000.0, step=1.0, fmt="%.4g")
+    teacher: str = option("", "knowledge distillation: teacher checkpoint(s), comma-separated (their probabilities "
+                          "averaged), each face's target precomputed as is and mirrored; empty: off",
+                          "Teacher checkpoint(s)", section="advanced")
+    distill_alpha: float = option(0.5, "weight of the teacher's soft targets in the loss (the labels get 1 - it)",
+                                  "Distillation weight", section="advanced", lo=0.0, hi=1.0, step=0.1)
+    distill_temperature: float = option(4.0, "softmax temperature of the teacher's and the student's probabilities "
+                                        "in the distillation term (scaled by T^2)", "Distillation temperature",
+                                        section="advanced", lo=0.1, hi=100.0, step=0.5)
     tta: bool = option(False, "validate with flip test-time augmentation: each face's probabilities averaged "
                        "with its mirror's (the Home card's 'With flip TTA'); twice the validation cost",
                        "Flip TTA in validation", section="advanced")
@@ -132,6 +140,13 @@ class TrainConfig:
         if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError(f"--device must be auto, cuda, cuda:N, mps or cpu, got {self.device!r}")
         check_model_args(self.model, self.model_args)
+        for p in self.teacher_paths():
+            if not Path(p).is_file():
+                raise ValueError(f"--teacher: no checkpoint file {p!r}")
+
+    def teacher_paths(self) -> list[str]:
+        """--teacher 'a.pt, b.pt' -> ['a.pt', 'b.pt'] (empty: no distillation)."""
+        return [p.strip() for p in self.teacher.split(",") if p.strip()]
 
     def train_size(self, epoch: int) -> int:
         """Side in pixels of the training faces in epoch `epoch` (0-based): --low-res growing linearly to 48."""

@@ -82,6 +82,7 @@ class Session:
     model: torch.nn.Module | None = None
     net: torch.nn.Module | None = None  # the model, wrapped in DDP when distributed
     ema: torch.nn.Module | None = None  # the weight average (--ema): what is validated and saved as the model
+    teacher: torch.Tensor | None = None  # (N, 2, 7) distillation targets of each face and its mirror
     opt: torch.optim.Optimizer | None = None
     meta: dict = field(default_factory=dict)  # what every checkpoint carries besides weights
     start_epoch: int = 0

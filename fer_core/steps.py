@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .calibrate import trainer_settings
 from .config import TrainConfig
+from .distill import distill_loss
 from .preprocess import AugmentConfig, Preprocess, augment_batch, random_erase
 
 
@@ -117,8 +118,9 @@ def mix_batch(xb, yb, kind: str, lam: float, cy: float = 0.5, cx: float = 0.5):
     return out, yb.flip(0), 1 - max(0, y1 - y0) * max(0, x1 - x0) / (H * W)
 
 
-def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, mix=None):
-    """One optimizer step; mix: (partner labels, lam) from mix_batch, or None."""
+def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, mix=None, soft=None):
+    """One optimizer step; mix: (partner labels, lam) from mix_batch, or None; soft: (teacher probabilities
+    (B, 7), alpha, temperature) for distillation, or None."""
     for group in opt.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -127,6 +129,9 @@ def train_step(net, opt, xb, yb, lr: float, label_smoothing: float, amp: bool, m
         if mix is not None:
             y2, lam = mix
             loss = lam * loss + (1 - lam) * F.cross_entropy(logits.float(), y2, label_smoothing=label_smoothing)
+        if soft is not None:
+            target, alpha, temperature = soft
+            loss = (1 - alpha) * loss + alpha * distill_loss(logits, target, temperature)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -22,6 +22,7 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shape
 from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
+from .distill import batch_targets, teacher_targets
 from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
 from .session import (Diverged, Session, build, catch_stop_signals, check_trainable, close, fail, finish, load_data,
                       open_session, start_status, training_faces)
@@ -59,6 +60,10 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
     try:
         start_status(s)
         load_data(s)
+        if cfg.teacher:
+            t0 = time.time()
+            s.teacher = teacher_targets(cfg.teacher_paths(), s.data["x_tr"], cfg.distill_temperature)
+            s.log(f"teacher targets from {', '.join(cfg.teacher_paths())} ({time.time() - t0:.1f}s)")
         build(s)
         end_epoch = cfg.epochs if max_epochs_this_call is None else min(cfg.epochs, s.start_epoch + max_epochs_this_call)
         last_epoch = s.start_epoch
@@ -95,14 +100,24 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     stopped = diverged = False
     for step in range(steps):
         idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        xb, yb = make_batch(d["x_tr"], d["y_tr"], idx, cfg, aug_cfg, s.prep, gen, size,
-                            None if flips is None else flips[idx])
+        fb = None if flips is None else flips[idx]  # (B,) which faces are mirrored, when known up front
+        mirrors = cfg.augment and cfg.flip
+        if s.teacher is not None and fb is None and mirrors:  # drawn here, so the teacher's target follows the face
+            fb = torch.rand(len(idx), device=dev, generator=gen) < 0.5
+        xb, yb = make_batch(d["x_tr"], d["y_tr"], idx, cfg, aug_cfg, s.prep, gen, size, fb)
+        soft = None
+        if s.teacher is not None:
+            soft = batch_targets(s.teacher, idx, fb if mirrors else None)  # (B, 7)
         mix = None
         if mixes is not None:
             xb, y2, lam = mix_batch(xb, yb, *mixes[step])
             mix = (y2, lam)
+            if soft is not None:  # the partner is the reversed batch (mix_batch); lam is its effective weight
+                soft = lam * soft + (1 - lam) * soft.flip(0)
+        if soft is not None:
+            soft = (soft, cfg.distill_alpha, cfg.distill_temperature)
         lr = lr_at(cfg, epoch * steps + step, steps * cfg.epochs)
-        loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp, mix)
+        loss, logits = train_step(s.net, s.opt, xb, yb, lr, cfg.label_smoothing, s.amp, mix, soft)
         if s.ema is not None:
             ema_update(s.ema, s.model, ema_decay(epoch * steps + step, cfg.ema))
         loss_sum += loss.detach() * len(yb)

@@ -438,7 +438,8 @@ def row(r: runs.Run) -> dict:
         "best val acc": nan if acc is None else acc, "duration (min)": nan if dur is None else dur / 60,
         "images/s": nan if ips is None else ips, "val split": hp.get("val_split") or "-",  # what "best" was chosen on
         "device": r.device or "-", "model": hp.get("model", "?"),
-        "batch": hp.get("batch_size"), "optimizer": hp.get("optimizer") or "-", "lr": hp.get("lr"),
+        "batch": hp.get("batch_size"), "optimizer": (hp.get("optimizer") or "-") + (f" · BN lr x{hp['bn_lr']:g}" if hp.get("bn_lr", 1) != 1 else ""),
+        "lr": hp.get("lr"),
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": samples,
         "averaging": (f"EMA {hp['ema']:g}" if hp.get("ema") else "-") + (" · flip TTA" if hp.get("tta") else ""),
@@ -450,6 +451,9 @@ def row(r: runs.Run) -> dict:
 table = pd.DataFrame([row(r) for r in all_runs])
 NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1f", "{:.1f}"),
                   "images/s": ("%.0f", "{:,.0f}"), "lr": ("%.4g", "{:.4g}"), "smoothing": ("%g", "{:g}")}
+        "teacher": (", ".join(Path(p.strip()).name for p in hp["teacher"].split(",") if p.strip())
+                    + f" (alpha {hp.get('distill_alpha', 0.5):g}, T {hp.get('distill_temperature', 4.0):g})")
+                   if hp.get("teacher") else "-",
 f = st.columns([2, 2, 1.2, 0.8])
 query = f[0].text_input("Filter runs", key="tr_filter", placeholder="text in any column, e.g. vgg_bn or sgd")
 states = f[1].multiselect("States", runs.STATES, key="tr_states", placeholder="all states")
