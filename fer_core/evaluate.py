@@ -2,11 +2,14 @@
 
     python -m fer_core.evaluate --checkpoint CKPT --data PATH --split test [--tta] [--json]
     python -m fer_core.evaluate --checkpoint CKPT --photos DIR [--detector yunet|haar] [--tta] [--json]
+    python -m fer_core.evaluate --checkpoint A --compare B --data PATH --split test [--tta] [--json]
 
 DIR holds `labels.csv` (columns file,label; label a class name or index) or `<class>/` subfolders of images.
 Photos mode reports the detection rate (a face found by a detector, not the whole-image fallback), accuracy
 on the faces found (first face of each photo), accuracy over all photos (a photo without a face counts wrong),
-per-class recall and the confusion matrix."""
+per-class recall and the confusion matrix. --compare B reports two checkpoints on the same faces (fer_core.compare):
+both accuracies and macro F1 with McNemar's paired test, per-class recall, the confusion difference and the faces
+they disagree on."""
 from __future__ import annotations
 
 import argparse
@@ -175,6 +178,7 @@ def main(argv=None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="FER2013 data (CSV, image folder, .zip)")
     src.add_argument("--photos", help="folder of labelled photos: labels.csv (file,label) or <class>/ subfolders")
+    p.add_argument("--compare", metavar="B", help="a second checkpoint to compare with --checkpoint on --data")
     p.add_argument("--detector", default="yunet", choices=("yunet", "haar"), help="face detector for --photos")
     p.add_argument("--split", default="test", choices=SPLIT_NAMES,
                    help="train, public_test, private_test (FER2013's), or the source's own val/test (default test: "
@@ -188,6 +192,14 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         check_device(a.device)
+        if a.compare:
+            if a.photos:
+                raise ValueError("--compare works on --data, not on --photos")
+            from .compare import compare_checkpoints, format_compare
+
+            m = compare_checkpoints(a.checkpoint, a.compare, a.data, a.split, a.tta, a.device, a.precision)
+            print(json.dumps(m) if a.json else format_compare(m))
+            return 0
         if a.photos:
             m = evaluate_photos(a.checkpoint, a.photos, a.tta, a.device, a.detector, a.precision)
         else:
