@@ -34,6 +34,7 @@ VARIANTS = {
     "no_low_res": {"low_res": 0, "low_res_epochs": 0},
     "width24": {"model_args": {"width": 24}},
     "batch256": {"batch_size": 256, "lr": 0.2},
+    "whiten": {"whiten_init": True},
     "bn_lr4": {"bn_lr": 4.0},
     "bn_lr16": {"bn_lr": 16.0},
     "ls02_ema": {"label_smoothing": 0.2, "ema": 0.99},

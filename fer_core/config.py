@@ -87,6 +87,9 @@ class TrainConfig:
                         "average of the trained weights and batch-norm statistics, decay per step min(EMA, "
                         "(1 + t) / (10 + t)) (0: off; 0.99-0.999 typical)", "EMA decay", lo=0.0, hi=0.9999,
                         step=0.001, fmt="%.4g")
+    whiten_init: bool = option(False, "start the first convolution's filters as the whitening transform of the "
+                               "training faces' 3x3 patches (and its negatives; airbench)", "Whitening init",
+                               section="advanced")
     bn_lr: float = option(1.0, "learning-rate multiplier for the batch-norm weights and biases, which also get no weight "
                           "decay (airbench trains them faster); 1: as every other parameter, with weight decay",
                           "Batch-norm LR multiplier", section="advanced", lo=0.01, hi=1000.0, step=1.0, fmt="%.4g")

@@ -33,6 +33,7 @@ from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FIL
                        now_iso, read_status, release_run_lock, remove_if_empty, run_base_name, trim_metrics,
                        write_json)
 from .steps import make_optimizer
+from .whiten import patch_whitening, whiten_first_conv
 
 
 class Diverged(RuntimeError):
@@ -253,6 +254,8 @@ def load_data(s: Session) -> None:
     s.model = create_model(cfg.model, **cfg.model_args).to(s.device)
     if trainer_settings(cfg, s.device.type)["channels_last"]:
         s.model = s.model.to(memory_format=torch.channels_last)
+    if cfg.whiten_init and not s.resume:  # before the EMA copy: the average starts at these weights too
+        whiten_first_conv(s.model, patch_whitening(train_set.x, s.prep))
     if cfg.ema:
         s.ema = copy.deepcopy(s.model).eval().requires_grad_(False)  # starts at the initial weights
     n_params = count_parameters(s.model)

@@ -142,7 +142,7 @@ def non_default_config(data) -> dict:
                   warmup_epochs=0.5, seed=3, device="cpu", max_train_samples=140, val_split="test", momentum=0.8,
                   checkpoint_every=2, eval_batch_size=100, channels_last=False, amp=False, cpu_fast=True,
                   low_res=24, low_res_epochs=1, photometric=0.3, mixup=0.4, cutmix=1.0,
-                  alternate_flip=True, ema=0.9, tta=True, bn_lr=2.0, distill_alpha=0.3, distill_temperature=2.0,
+                  alternate_flip=True, ema=0.9, tta=True, whiten_init=True, bn_lr=2.0, distill_alpha=0.3, distill_temperature=2.0,
                   teacher=str(ROOT / "checkpoints" / "fer_cpu.pt"))
     defaults = asdict(TrainConfig())
     assert values.keys() == defaults.keys(), "every TrainConfig field needs a non-default value here"

@@ -148,3 +148,54 @@ def test_bn_lr_run_resumes_exactly(synth_npz, tmp_path):
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
     assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5) for k in a["state_dict"])
     assert read_checkpoint(full / "best.pt")["train_config"]["bn_lr"] == 4.0
+
+
+def test_whitening_filters_decorrelate_the_faces_patches():
+    """The 9 whitening filters' responses to the faces' 3x3 patches have (nearly) identity covariance, their
+    negatives follow, and they land in the first convolution (the rest of it keeps its init)."""
+    import numpy as np
+
+    from fer_core.models import create_model
+    from fer_core.whiten import patch_whitening, whiten_first_conv
+    from tests.conftest import synthetic_faces
+
+    x, _ = synthetic_faces(300, 0)
+    prep = Preprocess(fit_normalization(x, "global"))
+    w = patch_whitening(x, prep, eps=0.0)
+    assert w.shape == (18, 1, 3, 3) and torch.equal(w[9:], -w[:9])
+    xb = prep.normalize(torch.from_numpy(x)[:, None].float() / 255)
+    r = F.conv2d(xb.double(), w[:9].double()).permute(1, 0, 2, 3).reshape(9, -1)  # (9, responses)
+    r = r - r.mean(1, keepdim=True)
+    cov = r @ r.T / r.shape[1]
+    assert torch.allclose(cov, torch.eye(9, dtype=torch.float64), atol=1e-3)
+    net = create_model("vgg_bn", width=32)
+    before = net.first_conv.weight.detach().clone()
+    assert whiten_first_conv(net, w) == 18
+    assert torch.equal(net.first_conv.weight[:18], w) and torch.equal(net.first_conv.weight[18:], before[18:])
+    with pytest.raises(ValueError, match="whiten-init"):
+        whiten_first_conv(net, torch.zeros(18, 1, 5, 5))
+    assert np.isfinite(patch_whitening(np.zeros((10, 48, 48), np.uint8), prep).numpy()).all()  # a flat input
+
+
+def test_whiten_init_run_starts_whitened_and_resumes_exactly(synth_npz, tmp_path):
+    from fer_core.checkpoint import read_checkpoint
+
+    def cfg():
+        c = _cfg(synth_npz, whiten_init=True)
+        c.epochs = 2
+        return c
+
+    zero = train(cfg(), out_dir=str(tmp_path), run_dir="zero", max_epochs_this_call=0)
+    w0 = read_checkpoint(zero / "last.pt")["train_state_dict"]["features.0.weight"]
+    from fer_core.data import load_split
+    from fer_core.session import training_faces
+    from fer_core.whiten import patch_whitening
+
+    faces = training_faces(cfg(), load_split(str(synth_npz), "train"))
+    prep = Preprocess(fit_normalization(faces.x, "global"))
+    assert torch.allclose(w0.float(), patch_whitening(faces.x, prep)[:8], atol=1e-5)  # mini_cnn width 8: 8 filters
+    full = train(cfg(), out_dir=str(tmp_path), run_dir="full")
+    part = train(cfg(), out_dir=str(tmp_path), run_dir="part", max_epochs_this_call=1)
+    train(cfg(), run_dir=str(part), resume=True)
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5) for k in a["state_dict"])
