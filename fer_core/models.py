@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 import torch.nn as nn
 
 _REGISTRY: dict[str, Callable[..., "FERNet"]] = {}
@@ -111,3 +112,25 @@ def mini_cnn(num_classes: int = 7, dropout: float = 0.2, width: int = 16):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def layer_table(model_name: str, model_args: dict | None = None) -> tuple[list[tuple], int, int]:
+    """Keras-summary rows (layer, type, output shape (C, H, W) or (F,), parameters) of a registered model, its
+    total and trainable parameter counts, from one face through a fresh copy (not the caller's model: its hooks
+    stay its own)."""
+    net = create_model(model_name, **(model_args or {})).eval()
+    rows: list[tuple] = []
+
+    def hook(name):
+        return lambda mod, _inp, out: rows.append(
+            (name, type(mod).__name__, tuple(out.shape[1:]), sum(p.numel() for p in mod.parameters(recurse=False))))
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 1, 48, 48))
+    finally:
+        for h in handles:
+            h.remove()
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    return rows, count_parameters(net), trainable

@@ -468,3 +468,60 @@ def test_runs_table_samples_column_has_one_type(app, runs_dir):
     no_exception(at)
     assert at.dataframe[0].value.set_index("run")["samples"].to_dict() == {"sub": "140", "full": "all"}
     assert not [r.getMessage() for r in records if "Arrow" in r.getMessage()]
+
+
+def test_report_ablations_preset_launches_three_grouped_runs_and_home_reports_them(app, runs_dir, synth_npz):
+    """Train: the preset fills in the report recipe and says how long its three runs take here; launched with a
+    tiny budget they train for real, differ only in normalization / augmentation, and Home's Report button builds
+    the report of the full run with its group: Table 1 from the three."""
+    from fer_core.recipes import RECIPES
+
+    at = app.run()
+    at.switch_page("views/train.py").run()
+    no_exception(at)
+    at.button(key="tr_preset_ablations").click().run()
+    no_exception(at)
+    rep = RECIPES["report"]
+    assert at.selectbox(key="tr_model").value == rep["model"] and at.selectbox(key="tr_normalize").value == "pixel"
+    assert at.number_input(key="tr_epochs").value == rep["epochs"] and at.checkbox(key="tr_augment").value
+    est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
+    assert len(est) == 1 and "Report ablations (the button beside Launch run)" in est[0]
+    one = re.search(r"Estimated duration here: \*\*about ([^*]+)\*\*", est[0]).group(1)
+    three = re.search(r"seed 0, 200 epochs each: about \*\*([^*]+)\*\*", est[0]).group(1)
+    assert one != three  # three runs' time, from the same measured calibration (not one run's)
+    # the same recipe at a tiny budget on the synthetic data
+    at.text_input(key="tr_data").input(str(synth_npz))
+    at.selectbox(key="tr_model").set_value("mini_cnn")
+    at.text_input(key="tr_model_args").input('{"width": 8}')
+    at.number_input(key="tr_epochs").set_value(2)
+    at.number_input(key="tr_batch_size").set_value(32)
+    at.number_input(key="tr_max_train_samples").set_value(140)
+    at.text_input(key="tr_name").input("abl")
+    at.button(key="FormSubmitter:train_form-Launch report ablations (3 runs)").click().run()
+    no_exception(at)
+    assert not texts(at, "error"), texts(at, "error")
+    names = ["abl-full", "abl-no-normalization", "abl-no-augmentation"]
+    assert any(f"Launched {', '.join(names)}" in s for s in texts(at, "success"))
+    for n in names:
+        assert runs.wait(runs_dir / n, timeout=240).state == "completed", runs.log_tail(runs_dir / n)
+    hp = {n: json.loads((runs_dir / n / "config.json").read_text())["hyperparameters"] for n in names}
+    assert hp["abl-no-normalization"] == {**hp["abl-full"], "normalize": "none"}
+    assert hp["abl-no-augmentation"] == {**hp["abl-full"], "augment": False}
+    assert hp["abl-full"]["rotation"] == rep["rotation"] and hp["abl-full"]["epochs"] == 2
+    # Home: the full run's best.pt is the active model; its group is the report's runs by default
+    at.session_state["active_checkpoint"] = str(runs_dir / "abl-full" / "best.pt")
+    at.session_state["data_source"] = str(synth_npz)
+    at.switch_page("views/home.py").run()
+    no_exception(at)
+    assert at.multiselect(key="home_report_runs").value == names
+    assert not at.get("download_button")
+    at.button(key="home_report").click().run()
+    no_exception(at)
+    assert len(at.get("download_button")) == 1
+    html = at.session_state["home_report_html"][1].decode()
+    best = {n: runs.read_run(runs_dir / n).best_val_acc for n in names}
+    assert f"<td>{best['abl-no-normalization']:.4f} (abl-no-normalization)</td><td>{best['abl-full']:.4f} (abl-full)" \
+           "</td>" in html
+    assert f"<td>{best['abl-no-augmentation']:.4f} (abl-no-augmentation)</td>" in html and "missing" not in html
+    for sid in ("architecture", "training", "ablations", "confusion", "saliency", "filters"):
+        assert f'<section id="{sid}">' in html

@@ -1,17 +1,19 @@
-"""Home: the active model's card, the data set summary and links into every view."""
+"""Home: the active model's card, the data set summary, links into every view and the course report's study."""
 import os
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import PAGES, checkpoint_label, get_class_counts, get_model, get_splits, sidebar, split_label
-from fer_core import count_parameters
+from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_model, get_splits, runs_dir,
+                        sidebar, split_label)
+from fer_core import ablation, count_parameters, report, runs
 from fer_core.checkpoint import CheckpointError
 from fer_core.config import options
 from fer_core.inference import inference_precision
-from fer_core.data import CLASSES
+from fer_core.data import CLASSES, DataError
 from fer_core.text import md
 
 ctx = sidebar()
@@ -126,3 +128,41 @@ with right:
         st.plotly_chart(fig, width="stretch")
     else:
         st.warning("This data source holds no faces.")
+
+
+def report_panel() -> None:
+    """The course report's study of the active model on the active data (fer_core.report) as an HTML download;
+    the runs chosen feed its training and ablation sections (by default the active run's ablation group)."""
+    st.subheader("Report")
+    st.caption("The course report's study for this model: layer table, training curves, the normalization and "
+               "augmentation ablations (Table 1), confusion matrix, saliency maps with trust scores, filters. "
+               "One self-contained HTML file (python -m fer_core.report does the same).")
+    root, own = runs_dir().resolve(), Path(ctx.checkpoint).parent.resolve()
+    names = [r.name for r in runs.list_runs(runs_dir())]
+    default = [p.name for p in ablation.group_runs(own) if p.name in names] if own.parent == root else []
+    if "home_report_runs" in st.session_state:  # runs deleted since, or of another runs folder: dropped
+        st.session_state["home_report_runs"] = [n for n in st.session_state["home_report_runs"] if n in names]
+    chosen = st.multiselect("Runs for the training and ablation sections", names, default=default,
+                            key="home_report_runs", placeholder="none")
+    key = (ctx.checkpoint, ctx.data, ctx.split, tuple(chosen))
+    if st.button("Report", key="home_report", type="primary", help="Build the report (about half a minute)"):
+        bar = st.progress(0.0, text="Building the report...")
+        try:
+            model, prep = get_model(ctx.checkpoint)
+            rep = report.build(model, prep, get_faces(ctx.data, ctx.split), ctx.checkpoint,
+                               [runs_dir() / n for n in chosen],
+                               progress=lambda d, n, what: bar.progress(d / n, text=f"Building the report: {what}"))
+        except (CheckpointError, DataError, ValueError, OSError) as e:
+            st.error(f"No report: {md(e)}")
+        else:
+            st.session_state["home_report_html"] = (key, rep.html().encode())
+        bar.empty()
+    made = st.session_state.get("home_report_html")
+    if made and made[0] == key:
+        name = f"report-{Path(ctx.checkpoint).stem}.html"
+        st.download_button("Download the report (HTML)", made[1], file_name=name, mime="text/html",
+                           key="home_report_download")
+
+
+if model is not None:
+    report_panel()

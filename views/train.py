@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, load_settings, runs_dir, save_setting,
                         settings_file, set_active_checkpoint, sidebar)
-from fer_core import runs
+from fer_core import ablation, runs
 from fer_core.data import DataError
 from fer_core.calibrate import Calibration, calibrate, estimate_seconds, trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
@@ -98,10 +98,13 @@ for _k, _v in ss["train_options"].items():  # (re)fill the widgets before they a
     ss["tr_" + _k] = _v
 
 st.markdown("**Presets**")
-pcols = st.columns(len(PRESETS))
+pcols = st.columns(len(PRESETS) + 1)
 for col, label in zip(pcols, PRESETS):
     col.button(label, key=f"tr_preset_{PRESETS[label]}", on_click=apply_preset, args=(label,), width="stretch",
                help=", ".join(f"{k}={v}" for k, v in RECIPES[PRESETS[label]].items()))
+pcols[-1].button("report ablations", key="tr_preset_ablations", on_click=apply_preset, width="stretch",
+                 args=("report recipe (seed_vgg)",), help="the report recipe, to launch with 'Launch report "
+                 "ablations': it, without normalization and without augmentation (same seed, epochs and data)")
 
 all_runs = runs.list_runs(RUNS)  # for the form (read again below, after a launch)
 active = [r for r in all_runs if r.active]
@@ -177,7 +180,11 @@ with st.form("train_form"):
     c[1].text_input("Run name", key="tr_name", placeholder="automatic", help="Folder name under " + md(RUNS))
     if active and not GPU:  # said once, neutrally: a run just resumed is one of these, not a surprise
         st.caption(f"Training now: {md(', '.join(r.name for r in active))}. A new run shares the CPU cores with them.")
-    submitted = st.form_submit_button("Launch run", type="primary", on_click=commit_form)
+    b = st.columns([1, 3])
+    submitted = b[0].form_submit_button("Launch run", type="primary", on_click=commit_form)
+    ablate = b[1].form_submit_button("Launch report ablations (3 runs)", on_click=commit_form,
+                                     help="these settings, the same without normalization, the same without "
+                                          "augmentation: grouped by the run name, for the report's Table 1")
 
 if not GPU:
     st.caption("torch finds no GPU here: runs train on the CPU. The CPU recipe is sized for it (about 15 minutes "
@@ -215,7 +222,7 @@ def calibrated_estimate(v: dict) -> str | None:
     return (f"Estimated duration here: **about {runs.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
             f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
-            f"{cal['eval_images_per_s']:,.0f} validation images/s.")
+            f"{cal['eval_images_per_s']:,.0f} validation images/s.\n\n" + ablation.duration_text(cfg, secs))
 
 
 
@@ -233,7 +240,7 @@ def form_config(v: dict) -> dict:
     return out | {"data": (v["data"] or "").strip()}
 
 
-def launch_from_form() -> Path:
+def launch_from_form(ablations: bool = False) -> list[Path]:
     v = ss["train_options"]
     opts = form_config(v)
     data = opts["data"]
@@ -247,26 +254,27 @@ def launch_from_form() -> Path:
     if "train" not in splits:
         raise runs.LaunchError(f"{data} has no train split (it holds: {', '.join(splits) or 'nothing'}). Training "
                                "needs e.g. the full FER2013 csv, or a folder/zip with train/<class>/ images.")
-    run = runs.launch(opts, RUNS, name=(v["name"] or "").strip() or None)
+    name = (v["name"] or "").strip() or None
+    made = ablation.launch(opts, RUNS, group=name) if ablations else [runs.launch(opts, RUNS, name=name)]
     if Path(data).resolve() != SAMPLE_DATA.resolve():
         save_setting("train_data", data)  # the full data's path, for the next session's recipes
-    return run
+    return made
 
 
 _est = calibrated_estimate(ss["train_options"])
 if _est:
     st.caption(_est)
 
-if submitted:
+if submitted or ablate:
     try:
-        run_dir = launch_from_form()
+        made = launch_from_form(ablations=ablate)
     except (runs.LaunchError, OSError) as e:
         st.error(f"Not launched: {md(e)}")
     else:
         ss["train_options"]["name"] = ""
-        ss["selected_run"] = run_dir.name
-        st.success(f"Launched {md(run_dir.name)}: `python -m fer_core.train` runs in its own process; "
-                   "its files in the run folder tell how it goes.")
+        ss["selected_run"] = made[0].name
+        st.success(f"Launched {md(', '.join(r.name for r in made))}: `python -m fer_core.train` runs in its own "
+                   "process; its files in the run folder tell how it goes.")
         if active:
             st.warning(f"{len(active) + 1} runs now train at the same time and share this machine.")
 
@@ -443,6 +451,9 @@ def row(r: runs.Run) -> dict:
         "schedule": hp.get("schedule") or "-", "augmentation": aug, "normalize": hp.get("normalize") or "-",
         "smoothing": hp.get("label_smoothing"), "samples": samples,
         "averaging": (f"EMA {hp['ema']:g}" if hp.get("ema") else "-") + (" · flip TTA" if hp.get("tta") else ""),
+        "teacher": (", ".join(Path(p.strip()).name for p in hp["teacher"].split(",") if p.strip())
+                    + f" (alpha {hp.get('distill_alpha', 0.5):g}, T {hp.get('distill_temperature', 4.0):g})")
+                   if hp.get("teacher") else "-",
         "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started is not None else "-",
         "unreadable": r.unreadable or "-",  # what of its files could not be read (it can still be deleted)
     }
@@ -451,9 +462,6 @@ def row(r: runs.Run) -> dict:
 table = pd.DataFrame([row(r) for r in all_runs])
 NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1f", "{:.1f}"),
                   "images/s": ("%.0f", "{:,.0f}"), "lr": ("%.4g", "{:.4g}"), "smoothing": ("%g", "{:g}")}
-        "teacher": (", ".join(Path(p.strip()).name for p in hp["teacher"].split(",") if p.strip())
-                    + f" (alpha {hp.get('distill_alpha', 0.5):g}, T {hp.get('distill_temperature', 4.0):g})")
-                   if hp.get("teacher") else "-",
 f = st.columns([2, 2, 1.2, 0.8])
 query = f[0].text_input("Filter runs", key="tr_filter", placeholder="text in any column, e.g. vgg_bn or sgd")
 states = f[1].multiselect("States", runs.STATES, key="tr_states", placeholder="all states")
