@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from fer_core.calibrate import cpu_name, trainer_settings  # noqa: E402
+from fer_core.calibrate import cpu_name  # noqa: E402
+from fer_core.precision import trainer_settings  # noqa: E402
 from fer_core.checkpoint import load_model  # noqa: E402
 from fer_core.inference import cpu_native_bf16, fast_model  # noqa: E402
 from fer_core.models import create_model  # noqa: E402

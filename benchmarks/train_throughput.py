@@ -29,7 +29,8 @@ import torch.nn.functional as F  # noqa: E402
 from fer_core.data import cache_dir, load_split, file_key  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.preprocess import Preprocess, fit_normalization  # noqa: E402
-from fer_core.calibrate import cpu_name, trainer_settings  # noqa: E402
+from fer_core.calibrate import cpu_name  # noqa: E402
+from fer_core.precision import trainer_settings  # noqa: E402
 from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
 from fer_core.devices import resolve_device  # noqa: E402
 from fer_core.steps import make_batch, train_step  # noqa: E402

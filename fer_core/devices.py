@@ -66,3 +66,22 @@ def dist_info() -> tuple[int, int, int]:
     """(world size, rank, local rank) from torchrun's environment; (1, 0, 0) for a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def setup_training_device(cfg) -> tuple[torch.device, int, int]:
+    """(device, world size, rank); joins the process group under torchrun."""
+    world, rank, local_rank = dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device, world, rank

@@ -1,8 +1,8 @@
 """One training run's life in a process, as named steps around a small state object (`Session`).
 
 fer_core.train.train() reads as: open the session (device, ranks, run directory, lock), catch stop signals,
-start the status, load the data, build the model (restoring last.pt on resume), then epochs, then finish, fail
-or close. Every file goes through fer_core.runfiles, so the dashboard and the trainer agree on the layout.
+start the status, then nanoGPT's order: the data, the model, the run's files, the optimizer (restoring last.pt
+on resume), the epochs; then finish, fail or close. Every file goes through fer_core.runfiles, so the dashboard and the trainer agree on the layout.
 """
 from __future__ import annotations
 
@@ -22,17 +22,19 @@ import numpy as np
 import torch
 
 from . import __version__
-from .calibrate import trainer_settings
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import CLASSES, HOLDOUT, DataError, holdout_mask, load_split, skipped_note
-from .devices import dist_info, resolve_device
+from .distill import teacher_targets
+from .data import CLASSES, load_split, skipped_note
+from .devices import setup_training_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
 from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, create_run_dir, lock_run_dir,
                        now_iso, read_status, release_run_lock, remove_if_empty, run_base_name, trim_metrics,
                        write_json)
+from .precision import trainer_settings
 from .steps import make_optimizer
+from .trainset import check_trainable, training_faces
 from .whiten import patch_whitening, whiten_first_conv
 
 
@@ -77,7 +79,9 @@ class Session:
     # stopped process left it (it never goes backwards)
     clock_base: float = 0.0
     clock_t0: float = field(default_factory=time.time)
-    # set by load_data / build
+    channels_last: bool = False  # the layout of the model and its batches (fer_core.precision)
+    # set by load_data / build_model / write_run_files / build
+    faces: dict = field(default_factory=dict)  # "train", "val": the FaceSets (host copies)
     data: dict = field(default_factory=dict)  # x_tr, y_tr, x_va, y_va: uint8 (N, 1, 48, 48) and labels, on device
     prep: Preprocess | None = None
     model: torch.nn.Module | None = None
@@ -143,29 +147,10 @@ class Session:
         self.saved_epoch = epoch
 
 
-def _setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int]:
-    """(device, world size, rank); joins the process group under torchrun."""
-    world, rank, local_rank = dist_info()
-    device = resolve_device(cfg.device)
-    if world > 1:
-        import torch.distributed as dist
-
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return device, world, rank
-
-
 def open_session(cfg: TrainConfig, out_dir, run_dir, resume: bool) -> Session:
     """Device and ranks, then the run directory: made exclusively and locked by rank 0 (a second trainer is
     refused before anything is written)."""
-    device, world, rank = _setup_device(cfg)
+    device, world, rank = setup_training_device(cfg)
     lock, run = None, None
     if resume:
         run = Path(run_dir)
@@ -184,7 +169,7 @@ def open_session(cfg: TrainConfig, out_dir, run_dir, resume: bool) -> Session:
             obj = [str(run)]
             torch.distributed.broadcast_object_list(obj, src=0)
             run = Path(obj[0])
-    s = Session(cfg, run, device, world, rank, resume, lock, amp=trainer_settings(cfg, device.type)["amp"])
+    s = Session(cfg, run, device, world, rank, resume, lock, **trainer_settings(cfg, device.type))
     s.status = {"state": "running", "epoch": 0, "epochs": cfg.epochs, "pid": os.getpid(),
                 "host": socket.gethostname(), "started": now_iso(), "updated": now_iso(), "error": None,
                 "best_val_acc": None, "world_size": world}
@@ -212,58 +197,58 @@ def start_status(s: Session) -> None:
     s.touch(device=str(s.device))
 
 
-MIN_TRAIN_FACES = 8  # fewer cannot fit a normalization or a batch-norm statistic worth the name
-MIN_VAL_FACES = 1  # an empty validation split gives 0/0 accuracy and a NaN loss every epoch
-
-
-def training_faces(cfg, train_set):
-    """The faces trained on: the train split less the holdout tenth when that is validated on, then the
-    --max-train-samples subset."""
-    if cfg.val_split == HOLDOUT:  # validated on a slice of Training: never train on it
-        train_set = train_set.subset(np.flatnonzero(~holdout_mask(train_set.ids, train_set.y)))
-    if cfg.max_train_samples and cfg.max_train_samples < len(train_set):
-        pick = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.max_train_samples]
-        train_set = train_set.subset(np.sort(pick))
-    return train_set
-
-
-def check_trainable(cfg, n_train: int, n_val: int) -> None:
-    """Refuse, before a model is built, a data set too small to train and validate (DataError, one line)."""
-    where = f"{cfg.data}: " if cfg.data else ""
-    if n_train < MIN_TRAIN_FACES:
-        raise DataError(f"{where}{n_train} training face{'s' * (n_train != 1)}"
-                        + (" after the holdout tenth is set aside" if cfg.val_split == HOLDOUT else "")
-                        + f"; at least {MIN_TRAIN_FACES} are needed to train")
-    if n_val < MIN_VAL_FACES:
-        raise DataError(f"{where}the holdout tenth of the train split is empty: no faces to validate on; give more "
-                        "faces or another --val-split" if cfg.val_split == HOLDOUT else
-                        f"{where}split '{cfg.val_split}' has no faces to validate on; give a source with one, "
-                        "or --val-split holdout on a larger train split")
-
-
 def load_data(s: Session) -> None:
-    """Faces to the device as uint8, the normalization fitted on them, the model built; config.json written."""
+    """The faces to the device as uint8 (N, 1, 48, 48) and the normalization fitted on the training faces."""
     cfg = s.cfg
-    torch.manual_seed(cfg.seed)
     t_load = time.time()
     train_set = load_split(cfg.data, "train")
     val_set = load_split(cfg.data, cfg.val_split)
     train_set = training_faces(cfg, train_set)
     check_trainable(cfg, len(train_set), len(val_set))
     s.prep = Preprocess(fit_normalization(train_set.x, cfg.normalize)).to(s.device)
+    s.log(f"data {cfg.data}: train {len(train_set)}, {cfg.val_split} {len(val_set)} faces "
+          f"(loaded in {time.time() - t_load:.1f}s)")
+    if val_set.resolved is not None and val_set.resolved.note:
+        s.log(f"note: {val_set.resolved.note}")
+    for fs in (train_set, val_set):
+        if fs.skipped:
+            s.log(f"note: {skipped_note(cfg.data, fs.split, fs.skipped)}")
+    s.faces = {"train": train_set, "val": val_set}
+    s.data = {"x_tr": torch.from_numpy(train_set.x).to(s.device)[:, None],
+              "y_tr": torch.from_numpy(train_set.y).to(s.device),
+              "x_va": torch.from_numpy(val_set.x).to(s.device)[:, None],
+              "y_va": torch.from_numpy(val_set.y).to(s.device)}
+
+
+def build_model(s: Session) -> None:
+    """The model (in the precision rule's layout), its first-layer whitening, the weight average, the teacher's
+    targets. Seeded here, so a run's initial weights depend on its seed only."""
+    cfg = s.cfg
+    torch.manual_seed(cfg.seed)
     s.model = create_model(cfg.model, **cfg.model_args).to(s.device)
-    if trainer_settings(cfg, s.device.type)["channels_last"]:
+    if s.channels_last:
         s.model = s.model.to(memory_format=torch.channels_last)
     if cfg.whiten_init and not s.resume:  # before the EMA copy: the average starts at these weights too
-        whiten_first_conv(s.model, patch_whitening(train_set.x, s.prep))
+        whiten_first_conv(s.model, patch_whitening(s.faces["train"].x, s.prep))
     if cfg.ema:
         s.ema = copy.deepcopy(s.model).eval().requires_grad_(False)  # starts at the initial weights
-    n_params = count_parameters(s.model)
+    if cfg.teacher:
+        t0 = time.time()
+        s.teacher = teacher_targets(cfg.teacher_paths(), s.data["x_tr"], cfg.distill_temperature)
+        s.log(f"teacher targets from {', '.join(cfg.teacher_paths())} ({time.time() - t0:.1f}s)")
+    s.log(f"model {cfg.model} ({count_parameters(s.model):,} params) on {s.device}"
+          + (f", {s.world} processes" if s.distributed else ""))
+
+
+def write_run_files(s: Session) -> None:
+    """config.json (a new run's; a resumed run keeps its own) and the metadata every checkpoint carries."""
+    cfg, train_set, val_set = s.cfg, s.faces["train"], s.faces["val"]
     if s.main and not s.resume:
         write_json(s.run / RUN_CONFIG, {
             "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
-            "n_params": n_params, "data": {"source": str(Path(cfg.data).resolve()), "train_size": len(train_set),
-            "val_split": cfg.val_split, "val_size": len(val_set), "class_counts": train_set.class_counts(),
+            "n_params": count_parameters(s.model), "data": {"source": str(Path(cfg.data).resolve()),
+            "train_size": len(train_set), "val_split": cfg.val_split, "val_size": len(val_set),
+            "class_counts": train_set.class_counts(),
             # what val_split read in this source, and FER2013's name for it (fer_core.splits)
             "val_split_resolved": val_set.resolved.as_dict() if val_set.resolved else None,
             # what each split left out of the source (SkippedDataWarning): unknown class folders, rows, FIFOs
@@ -272,19 +257,6 @@ def load_data(s: Session) -> None:
             "versions": {"fer_core": __version__, "torch": torch.__version__, "python": platform.python_version(),
                          "numpy": np.__version__},
             "host": socket.gethostname(), "created": now_iso()})
-    s.log(f"data {cfg.data}: train {len(train_set)}, {cfg.val_split} {len(val_set)} faces "
-          f"(loaded in {time.time() - t_load:.1f}s); model {cfg.model} ({n_params:,} params) on {s.device}"
-          + (f", {s.world} processes" if s.distributed else ""))
-    if val_set.resolved is not None and val_set.resolved.note:
-        s.log(f"note: {val_set.resolved.note}")
-    for fs in (train_set, val_set):
-        if fs.skipped:
-            s.log(f"note: {skipped_note(cfg.data, fs.split, fs.skipped)}")
-    # data resident on the device as uint8: (N, 1, 48, 48)
-    s.data = {"x_tr": torch.from_numpy(train_set.x).to(s.device)[:, None],
-              "y_tr": torch.from_numpy(train_set.y).to(s.device),
-              "x_va": torch.from_numpy(val_set.x).to(s.device)[:, None],
-              "y_va": torch.from_numpy(val_set.y).to(s.device)}
     s.meta = {"format_version": FORMAT_VERSION, "model_name": cfg.model, "model_args": cfg.model_args,
               "normalization": s.prep.state(), "classes": list(CLASSES), "train_config": asdict(cfg)}
 

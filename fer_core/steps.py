@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibrate import trainer_settings
 from .config import TrainConfig
 from .distill import distill_loss
+from .precision import trainer_settings
 from .preprocess import AugmentConfig, Preprocess, augment_batch, random_erase
 
 
@@ -158,14 +158,15 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
-def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp, tta: bool = False):
+def evaluate_tensors(model, x_u8, y, prep, batch_size, device, amp, tta: bool = False, channels_last: bool = False):
     """Loss and accuracy over uint8 faces (N, 1, 48, 48) already on `device`; `tta`: each face's probabilities
-    averaged with its horizontal mirror's (the loss is then the NLL of the averaged probabilities)."""
+    averaged with its horizontal mirror's (the loss is then the NLL of the averaged probabilities). `amp` and
+    `channels_last`: as the trainer's (fer_core.precision), so validation runs the model as training did."""
     model.eval()
     loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
     for i in range(0, len(y), batch_size):
         xb = prep.normalize(x_u8[i : i + batch_size].float() / 255.0)
-        if device.type == "cuda":
+        if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(xb).float()

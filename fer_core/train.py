@@ -22,10 +22,11 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shape
 from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
-from .distill import batch_targets, teacher_targets
+from .distill import batch_targets
 from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
-from .session import (Diverged, Session, build, catch_stop_signals, check_trainable, close, fail, finish, load_data,
-                      open_session, start_status, training_faces)
+from .session import (Diverged, Session, build, build_model, catch_stop_signals, close, fail, finish, load_data,
+                      open_session, start_status, write_run_files)
+from .trainset import check_trainable, training_faces
 from .steps import alternating_flips, ema_decay, ema_update, evaluate_tensors, lr_at, make_batch, mix_batch, mix_plan, train_step
 
 PROGRESS_EVERY = 1.0  # seconds between status.json updates within an epoch (steps done, images/s, elapsed)
@@ -60,10 +61,8 @@ def train(cfg: TrainConfig, out_dir: str | None = None, run_dir: str | None = No
     try:
         start_status(s)
         load_data(s)
-        if cfg.teacher:
-            t0 = time.time()
-            s.teacher = teacher_targets(cfg.teacher_paths(), s.data["x_tr"], cfg.distill_temperature)
-            s.log(f"teacher targets from {', '.join(cfg.teacher_paths())} ({time.time() - t0:.1f}s)")
+        build_model(s)
+        write_run_files(s)
         build(s)
         end_epoch = cfg.epochs if max_epochs_this_call is None else min(cfg.epochs, s.start_epoch + max_epochs_this_call)
         last_epoch = s.start_epoch
@@ -154,7 +153,7 @@ def run_epoch(s: Session, epoch: int) -> dict | None:
     if not math.isfinite(train_loss):  # before anything is saved: best.pt and last.pt keep finite weights
         raise_diverged(s, epoch, steps, steps, train_loss)
     val_loss, val_acc = evaluate_tensors(s.ema if s.ema is not None else s.model, d["x_va"], d["y_va"], s.prep,
-                                         cfg.eval_batch_size, dev, s.amp, cfg.tta)
+                                         cfg.eval_batch_size, dev, s.amp, cfg.tta, s.channels_last)
     if not math.isfinite(val_loss):  # the epoch's last steps made the weights non-finite
         raise_diverged(s, epoch, steps, steps, val_loss, "validation loss")
     secs = time.time() - t0

@@ -188,7 +188,7 @@ def test_whiten_init_run_starts_whitened_and_resumes_exactly(synth_npz, tmp_path
     zero = train(cfg(), out_dir=str(tmp_path), run_dir="zero", max_epochs_this_call=0)
     w0 = read_checkpoint(zero / "last.pt")["train_state_dict"]["features.0.weight"]
     from fer_core.data import load_split
-    from fer_core.session import training_faces
+    from fer_core.trainset import training_faces
     from fer_core.whiten import patch_whitening
 
     faces = training_faces(cfg(), load_split(str(synth_npz), "train"))
