@@ -6,6 +6,7 @@ st.session_state["active_checkpoint"] / ["data_source"] before a run.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 import fer_core
 from fer_core import interpret, runs
@@ -35,6 +37,9 @@ PAGES = [
     ("views/confusion_matrix.py", "Confusion Matrix", ":material/grid_on:", "Where the model confuses expressions"),
     ("views/saliency.py", "Saliency", ":material/visibility:", "Which pixels drive a prediction"),
     ("views/filters.py", "Filters", ":material/filter_vintage:", "First-layer filters and feature maps"),
+    ("views/embeddings.py", "Embeddings", ":material/scatter_plot:", "How the model arranges all faces of a split"),
+    ("views/compare.py", "Compare", ":material/compare_arrows:", "Two models on the same faces, and where they differ"),
+    ("views/audit.py", "Data Audit", ":material/fact_check:", "Near-duplicate faces across splits, suspect labels"),
     ("views/classify.py", "Classify", ":material/photo_camera:", "Classify your own photo or webcam face"),
     ("views/video.py", "Video", ":material/movie:", "An emotion timeline for every face in a video clip"),
 ]
@@ -290,6 +295,22 @@ def restore(key: str, param: str, parse=str, ok=lambda v: True, memo: str | None
         if good:
             ss[key] = v
             return
+
+
+def open_in_saliency(ctx, index: int, origin: str, checkpoint=None) -> None:
+    """Send face `index` of the page's data split to the Saliency page and switch to it; explained there by
+    `checkpoint` (default: the active one), which becomes the active model. `origin` is shown there ("Sent from
+    the <origin>")."""
+    if checkpoint is not None and str(checkpoint) != ctx.checkpoint:
+        set_active_checkpoint(checkpoint)
+        ctx = dataclasses.replace(ctx, checkpoint=str(checkpoint))
+    st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(index),
+                                         "view": view_id(ctx), "origin": origin}
+    try:
+        st.switch_page("views/saliency.py", query_params={"pick": "sent", "face": str(int(index))})
+    except StreamlitAPIException:
+        # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
+        st.info("Face sent to the Saliency page; open it from the navigation.")
 
 
 def keep(key: str, param: str, value, dump=str) -> None:

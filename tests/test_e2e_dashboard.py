@@ -84,7 +84,8 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
              for i in range(nav.count())]  # the text is "<icon name>\n\n<title>"
     titles = [t for t, _ in links]
     assert titles[:2] == ["Home", "Train"], titles
-    expected = ["Home", "Train", "Confusion Matrix", "Saliency", "Filters", "Classify", "Video"]
+    expected = ["Home", "Train", "Confusion Matrix", "Saliency", "Filters", "Embeddings", "Compare", "Data Audit",
+                "Classify", "Video"]
     assert titles == expected
 
     for title, href in links:

@@ -3,9 +3,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
-from app_common import get_faces, get_predictions, keep, model_or_stop, restore, sidebar, view_id
+from app_common import get_faces, get_predictions, keep, model_or_stop, open_in_saliency, restore, sidebar, view_id
 from fer_core import interpret
 from fer_core.data import CLASSES, DataError
 from fer_core.text import md
@@ -102,16 +101,6 @@ cell = st.selectbox(
 keep("cm_cell", "cell", cell, lambda c: f"{CLASSES[c[0]]}-{CLASSES[c[1]]}")
 
 
-def open_in_saliency(idx: int) -> None:
-    st.session_state["saliency_face"] = {"data": ctx.data, "split": ctx.split, "index": int(idx), "view": vid,
-                                         "origin": f"confusion cell {CLASSES[cell[0]]} → {CLASSES[cell[1]]}"}
-    try:
-        st.switch_page("views/saliency.py", query_params={"pick": "sent", "face": str(int(idx))})
-    except StreamlitAPIException:
-        # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
-        st.info("Face sent to the Saliency page; open it from the navigation.")
-
-
 if cell is not None:
     i, j = cell
     idx = interpret.cell_samples(preds, i, j)
@@ -129,7 +118,7 @@ if cell is not None:
                 st.image(interpret.upscale(faces.x[k], 2),
                          caption=f"#{k} · " + " · ".join(f"{CLASSES[t][:3]} {p[t]:.2f}" for t in top))
                 if st.button("Explain", key=f"cm_explain_{k}", help="open this face in the Saliency page"):
-                    open_in_saliency(k)
+                    open_in_saliency(ctx, k, f"confusion cell {CLASSES[i]} → {CLASSES[j]}")
         with st.expander("All probabilities of these faces"):
             probs = pd.DataFrame(preds.probs[idx], columns=CLASSES)
             probs.insert(0, "face", [f"#{k} {faces.ids[k]}" for k in idx])
