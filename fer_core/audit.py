@@ -144,6 +144,8 @@ def load_sets(data, splits=None) -> dict[str, FaceSet]:
     """The splits of a source (default: each one it holds once, data.available_splits) as FaceSets."""
     source_kind(data)  # a missing or unreadable source says so (available_splits would only find none)
     names = list(splits) if splits else available_splits(data)
+    if HOLDOUT in names and "train" in names:
+        raise DataError("holdout is a slice of train: audit one of them, not both")
     if not names:
         raise DataError(f"{data}: no faces found in any split (train, val, test)")
     return {s: load_split(data, s) for s in names}

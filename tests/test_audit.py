@@ -91,6 +91,22 @@ def test_planted_copies_are_found_and_nothing_else(planted, tmp_path, monkeypatc
     assert set(np.flatnonzero(~keep)) == copied and set(chosen) <= copied
 
 
+def test_csv_pairs_are_named_by_line(tmp_path, monkeypatch):
+    """In a CSV source a face is its line: a PublicTest row copying a Training row, with another label."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    x = load_split(SAMPLE, "test").x[:4]
+    rows = [(3, x[0], "Training"), (0, x[1], "Training"), (4, x[0], "PublicTest"), (6, x[2], "PrivateTest"),
+            (6, x[3], "PublicTest")]
+    lines = ["emotion,pixels,Usage"] + [f"{k},{' '.join(map(str, f.ravel()))},{u}" for k, f, u in rows]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    r = audit.audit(tmp_path / "fer2013.csv")
+    assert list(r["splits"]) == ["train", "val", "test"] and r["splits"]["val"]["usage"] == "PublicTest"
+    assert [(p["split_a"], p["id_a"], p["label_a"], p["split_b"], p["id_b"], p["label_b"], p["same_label"])
+            for p in r["duplicates"]] == [("train", "line 2", "happy", "val", "line 4", "sad", False)]
+    with pytest.raises(audit.DataError, match="holdout is a slice of train"):
+        audit.load_sets(tmp_path / "fer2013.csv", ["train", "holdout"])
+
+
 def test_pair_search_is_exact_against_brute_force():
     rng = np.random.default_rng(1)
     h = rng.integers(0, 2**63, size=(600, 4), dtype=np.uint64)
