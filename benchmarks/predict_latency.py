@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_core.checkpoint import load_model  # noqa: E402
+from fer_core.classify import classify_faces  # noqa: E402
 from fer_core.faces import detect_faces, detect_yunet, find_faces  # noqa: E402
 from fer_core.inference import cpu_native_bf16, inference_precision, predict_proba  # noqa: E402
-from fer_core.predict import LiveClassifier, classify_faces  # noqa: E402
+from fer_core.live import LiveClassifier  # noqa: E402
 
 
 def webcam_frame(faces: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -91,10 +91,11 @@ def trainer_settings(cfg, device: str) -> dict:
     return dict(amp=False, channels_last=False)  # mps: fp32, default layout
 
 
-def estimate_seconds(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0,
-                     train_epochs: float | None = None) -> float:
-    """Seconds for `epochs` epochs over n_train faces with a validation pass over n_val faces after each.
-    `train_epochs`: the training in 48-pixel epochs when some epochs train at a lower side
+def estimate_from_calibration(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0,
+                              train_epochs: float | None = None) -> float:
+    """A planned run's seconds from this machine's calibration (runstate.estimate_from_past_runs estimates from
+    the runs already done here): `epochs` epochs over n_train faces with a validation pass over n_val faces
+    after each. `train_epochs`: the training in 48-pixel epochs when some epochs train at a lower side
     (TrainConfig.epoch_cost()); the calibration measured 48-pixel faces."""
     train_epochs = epochs if train_epochs is None else train_epochs
     return startup + train_epochs * n_train / cal.train_images_per_s + epochs * n_val / cal.eval_images_per_s

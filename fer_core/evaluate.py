@@ -96,7 +96,7 @@ def evaluate_photos(checkpoint, folder, tta=False, device="cpu", detector="yunet
     import numpy as np
 
     from .faces import NoFaceError
-    from .predict import classify_image
+    from .classify import classify_image
 
     model, prep = load_model(checkpoint, device=device)
     items = photo_labels(folder)

@@ -29,7 +29,7 @@ from .devices import available_devices, check_device, device_description  # noqa
 from .runfiles import run_name_problem
 from .runfiles import (LAUNCH_CONFIG, LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
                        log_tail, now_iso, read_config, read_metrics, run_base_name, tail, write_json)
-from .runstate import (ACTIVE_STATES, STATES, Run, active_runs, effective_state, estimate_seconds,  # noqa: F401
+from .runstate import (ACTIVE_STATES, STATES, Run, active_runs, effective_state, estimate_from_past_runs,  # noqa: F401
                        eta_from_progress, eta_seconds, format_seconds, list_runs, pid_alive, process_alive,
                        read_run)
 

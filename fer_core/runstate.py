@@ -316,10 +316,10 @@ def eta_from_progress(p: dict, metrics: list[dict], epochs: int, updated: float 
     return max(0.0, left)
 
 
-def estimate_seconds(runs_list, model: str, model_args: dict, n_train: int, epochs: int):
-    """(seconds, run name, images/s): how long training `model` on `n_train` faces for `epochs` should take
-    here, from the newest run of the same model and arguments on this machine that measured its throughput
-    (training images/s, evaluation and start-up time). None when no such run exists yet."""
+def estimate_from_past_runs(runs_list, model: str, model_args: dict, n_train: int, epochs: int):
+    """A planned run's (seconds, run name, images/s) on this machine, from its newest run of the same model and
+    arguments that measured its throughput (training images/s, evaluation, start-up); None when none has yet. (From
+    a calibration: calibrate.estimate_from_calibration; a running run's time left: eta_seconds.)"""
     host = socket.gethostname()
     for r in runs_list:
         hp = r.hyperparameters

@@ -1,4 +1,5 @@
-"""User text stays text: one escape for Markdown contexts and one guard for spreadsheet cells.
+"""User text stays text: one escape for Markdown contexts, one guard for spreadsheet cells, and any error as
+one line of text.
 
 Run names, file names, class names read from a checkpoint, data paths and error messages that quote them are
 chosen by whoever reaches the dashboard or writes a file; none of them is ever rendered as Markdown/HTML (a
@@ -52,3 +53,9 @@ class csv_writer:
     def writerow(self, row):
         self._w.writerow([csv_safe(c) for c in row])
 
+
+def one_line(e: BaseException) -> str:
+    """An exception as a one-line message (its whitespace collapsed, at most 300 characters) for stderr, a CSV
+    error cell or the page."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg[:300]

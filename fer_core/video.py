@@ -2,11 +2,12 @@
 
     python -m fer_core.predict clip.mp4 [--fps 5] [--format csv|json] [--annotated out.mp4]
 
-Frames are decoded with OpenCV's FFmpeg backend (bundled in opencv-python-headless: no system ffmpeg) and
-sampled by their timestamps at `fps` per second, so variable-frame-rate clips keep true times. Every sampled
-frame goes through the photo pipeline (faces.find_faces, predict.classify_faces); faces are linked into tracks
-by box overlap with the live webcam's predict.Smoother. Output: one row per (frame, track) and a summary per
-track (share of its frames in each expression).
+(fer_core.predict is the one command line entry: it checks the arguments, loads the model and hands clips to
+`cli` here.) Frames are decoded with OpenCV's FFmpeg backend (bundled in opencv-python-headless: no system
+ffmpeg) and sampled by their timestamps at `fps` per second, so variable-frame-rate clips keep true times. Every
+sampled frame goes through the photo pipeline (faces.find_faces, classify.classify_faces); faces are linked into
+tracks with ids by box overlap (tracking.Smoother, as for the live webcam). Output: one row per (frame, track)
+and a summary per track (share of its frames in each expression).
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import cv2
 import numpy as np
 
 from .data import CLASSES, IMAGE_EXTENSIONS, DataError
+from .classify import classify_faces
 from .faces import draw_faces, find_faces
-from .predict import Smoother, classify_faces
-from .text import csv_writer
+from .text import csv_writer, one_line
+from .tracking import Smoother
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 DEFAULT_FPS = 5.0
@@ -182,7 +184,7 @@ def analyze(model, prep, path, fps: float = DEFAULT_FPS, name: str | None = None
     classes = tuple(getattr(model, "classes", CLASSES))
     smoother = Smoother(alpha=alpha, threshold=0.0, min_iou=0.3, max_missing=max(2, round(fps)), classes=classes)
     meta: list = []
-    rows, times, crops, next_id = [], [], {}, 0
+    rows, times, crops = [], [], {}
     writer, tmp = None, None
     try:
         for k, (t, rgb) in enumerate(iter_frames(path, fps, name, max_duration, info_out=meta)):
@@ -190,22 +192,16 @@ def analyze(model, prep, path, fps: float = DEFAULT_FPS, name: str | None = None
             faces = find_faces(rgb, name=name, whole_image=False, required=False, min_face=min_face)
             res = classify_faces(model, prep, faces, file=name, tta=tta)
             smoothed = smoother.update([r.box for r in res], [[r.probabilities[c] for c in classes] for r in res])
-            ids = []
-            for j, (r, s) in enumerate(zip(res, smoothed)):
-                track = smoother.tracks[j]  # Smoother keeps this frame's faces first, in the order given
-                if not hasattr(track, "track_id"):
-                    track.track_id = next_id
-                    next_id += 1
-                ids.append(track.track_id)
+            for r, s in zip(res, smoothed):
                 box = [int(round(v / info.scale)) for v in r.box]  # back to the clip's own pixels
-                rows.append({"file": name, "frame": k, "time": round(t, 3), "track": track.track_id, "box": box,
+                rows.append({"file": name, "frame": k, "time": round(t, 3), "track": s["track"], "box": box,
                              "label": r.label, "smoothed_label": s["label"], "probabilities": r.probabilities})
-                crops[(k, track.track_id)] = r.face48
+                crops[(k, s["track"])] = r.face48
             times.append(t)
             if annotated is not None:
                 if writer is None:
                     writer, tmp = _open_writer(annotated, rgb.shape[1], rgb.shape[0], fps)
-                caps = [f"#{i} {r.label} {r.probabilities[r.label]:.0%}" for i, r in zip(ids, res)]
+                caps = [f"#{s['track']} {r.label} {r.probabilities[r.label]:.0%}" for s, r in zip(smoothed, res)]
                 drawn = np.asarray(draw_faces(rgb, [r.box for r in res], caps))
                 writer.write(np.ascontiguousarray(drawn[..., ::-1]))
             if progress is not None:
@@ -314,18 +310,11 @@ class TerminalProgress:
 
 
 def cli(model, prep, args) -> int:
-    """`python -m fer_core.predict clip.mp4 ...`: rows on stdout once every clip is analysed (nothing half
-    written), one-line messages on stderr; exit 1 if any clip failed or had no face."""
+    """`python -m fer_core.predict clip.mp4 ...` once fer_core.predict.main has checked the arguments (clips
+    only; --annotated with one clip) and loaded the model: rows on stdout once every clip is analysed (nothing
+    half written), one-line messages on stderr; exit 1 if any clip failed or had no face."""
     import json
 
-    from .predict import one_line
-
-    if not all(is_video_path(p) for p in args.paths):
-        print(f"error: give either photos or video clips ({', '.join(VIDEO_EXTENSIONS)}), not both", file=sys.stderr)
-        return 2
-    if args.annotated and len(args.paths) != 1:
-        print("error: --annotated takes one clip at a time", file=sys.stderr)
-        return 2
     classes = tuple(getattr(model, "classes", CLASSES))
     rows, failed = [], 0
     for path in args.paths:

@@ -1,7 +1,7 @@
 """The Train page's duration estimate comes from a real, short measurement on this machine."""
 import pytest
 
-from fer_core.calibrate import Calibration, calibrate, estimate_seconds
+from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
 
 
 def test_calibration_runs_real_steps_for_its_time_budget():
@@ -25,6 +25,6 @@ def test_trainer_settings_follow_the_config_and_the_cpu(monkeypatch):
 
 def test_estimate_adds_epochs_of_training_and_validation():
     cal = Calibration(train_images_per_s=100.0, eval_images_per_s=1000.0, seconds=1.0)
-    assert estimate_seconds(cal, n_train=1000, n_val=500, epochs=3, startup=5.0) == pytest.approx(5 + 3 * (10 + 0.5))
+    assert estimate_from_calibration(cal, n_train=1000, n_val=500, epochs=3, startup=5.0) == pytest.approx(5 + 3 * (10 + 0.5))
     # low-resolution epochs (TrainConfig.epoch_cost): 1.5 epochs' worth of training, 3 evaluations
-    assert estimate_seconds(cal, 1000, 500, 3, startup=5.0, train_epochs=1.5) == pytest.approx(5 + 15 + 1.5)
+    assert estimate_from_calibration(cal, 1000, 500, 3, startup=5.0, train_epochs=1.5) == pytest.approx(5 + 15 + 1.5)

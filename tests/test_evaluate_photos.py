@@ -42,7 +42,7 @@ def photo_dir(tmp_path_factory):
 
 def test_metrics_are_consistent_with_per_photo_predictions(photo_dir):
     from fer_core.checkpoint import load_model
-    from fer_core.predict import classify_image
+    from fer_core.classify import classify_image
 
     d, rows = photo_dir
     m = evaluate_photos(CKPT, d)
@@ -100,7 +100,7 @@ def test_precision_is_honoured_in_photos_mode(photo_dir, precision):
     from fer_core.faces import find_faces
     from fer_core.images import open_image
     from fer_core.inference import predict_proba
-    from fer_core.predict import classify_image
+    from fer_core.classify import classify_image
 
     d, rows = photo_dir
     m = evaluate_photos(CKPT, d, precision=precision)

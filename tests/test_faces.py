@@ -11,7 +11,7 @@ from PIL import Image
 from fer_core.data import to_face48
 from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_yunet,
                             draw_faces, find_faces, is_tight_crop)
-from fer_core.predict import iou
+from fer_core.tracking import iou
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "fer2013_sample.npz"

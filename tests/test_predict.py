@@ -1,4 +1,5 @@
-"""Batch prediction: the CLI on good and bad files, the result rows, saliency and the live smoothing logic."""
+"""Batch prediction: the CLI on good and bad files, the result rows, face saliency and the live webcam path
+(fer_core.predict, fer_core.classify, fer_core.face_saliency, fer_core.live; tracking itself: test_tracking.py)."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,10 @@ from PIL import Image
 
 from fer_core.checkpoint import load_model
 from fer_core.data import CLASSES
-from fer_core.predict import (UNCERTAIN, LiveClassifier, Smoother, classify_image, decide, face_saliency, main,
-                              predict_paths, rows_to_csv)
+from fer_core.classify import classify_image
+from fer_core.face_saliency import face_saliency
+from fer_core.live import LiveClassifier, LiveState
+from fer_core.predict import main, predict_paths, rows_to_csv
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))  # sibling test module with the photo maker
 from test_faces import ROOT, compose_photo, sample_faces  # noqa: E402
@@ -197,34 +200,6 @@ def test_saliency_points_at_the_class_square(tiny_checkpoint):
     assert np.mean(inside) >= 0.7
 
 
-def test_decide_and_uncertain():
-    assert decide([0.1, 0, 0, 0.6, 0.3, 0, 0], 0.5) == ("happy", 0.6)
-    assert decide([0.1, 0, 0, 0.4, 0.3, 0.2, 0], 0.5)[0] == UNCERTAIN
-
-
-def test_smoother_averages_per_face_and_tracks_by_position():
-    s = Smoother(alpha=0.5, threshold=0.6)
-    happy, sad = np.eye(7)[3], np.eye(7)[4]
-    a, b = (10, 10, 50, 50), (300, 10, 50, 50)
-    out = s.update([a, b], [happy, sad])
-    assert [o["label"] for o in out] == ["happy", "sad"]
-    # next frame: faces listed in the other order and moved a little; each keeps its own history
-    out = s.update([(305, 12, 50, 50), (12, 11, 50, 50)], [happy, happy])
-    assert np.allclose(out[0]["probabilities"], 0.5 * sad + 0.5 * happy)
-    assert out[0]["label"] == UNCERTAIN and out[0]["confidence"] == pytest.approx(0.5) and out[0]["frames"] == 2
-    assert out[1]["label"] == "happy" and np.allclose(out[1]["probabilities"], happy)
-    out = s.update([(305, 12, 50, 50)], [happy])
-    assert out[0]["label"] == "happy" and out[0]["confidence"] == pytest.approx(0.75)
-    # a face that vanishes is kept for a few frames, then forgotten
-    for _ in range(5):
-        s.update([], [])
-    assert s.tracks == []
-    out = s.update([(300, 10, 50, 50)], [sad])
-    assert out[0]["frames"] == 1 and out[0]["label"] == "sad"
-    with pytest.raises(ValueError):
-        Smoother(alpha=0)
-
-
 def test_live_classifier_on_frames(tiny):
     live = LiveClassifier(*tiny, alpha=0.5, threshold=0.0, min_face=60)
     img, boxes, _ = compose_photo(mode="RGB")
@@ -237,8 +212,6 @@ def test_live_classifier_on_frames(tiny):
 
 
 def test_live_state_boxes_faces_and_keeps_the_readout(tiny):
-    from fer_core.predict import LiveState
-
     state = LiveState(*tiny, alpha=0.5, threshold=0.0)
     img, boxes, _ = compose_photo(mode="RGB")
     bgr = np.ascontiguousarray(np.asarray(img)[..., ::-1])  # webcam frames arrive as BGR

@@ -335,9 +335,9 @@ def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, syn
     final = runs.wait(run, timeout=60)
     assert final.status["elapsed"] >= stopped.status["elapsed"]
     # the quick check's duration is estimated from this machine's measured throughput of the same model
-    est = runs.estimate_seconds(runs.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
+    est = runs.estimate_from_past_runs(runs.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
     assert est is not None and est[1] == "long" and est[0] > 0 and est[2] > 0
-    assert runs.estimate_seconds(runs.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
+    assert runs.estimate_from_past_runs(runs.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
 
 
 def test_eta_from_progress_counts_steps_and_evaluations():

@@ -18,7 +18,8 @@ from test_faces import ROOT, sample_faces  # noqa: E402
 import fer_core  # noqa: E402
 from fer_core import video  # noqa: E402
 from fer_core.data import CLASSES  # noqa: E402
-from fer_core.predict import iou, main  # noqa: E402
+from fer_core.predict import main  # noqa: E402
+from fer_core.tracking import iou  # noqa: E402
 
 HAPPY, ANGRY = 257, 0  # sample faces (test split indices) also used by the photo tests
 # two faces moving towards each other: (sample index, (x, y) at frame 0, (dx, dy) per frame, side)

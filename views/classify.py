@@ -12,8 +12,12 @@ from app_common import file_version, get_model, sidebar
 from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.faces import draw_faces, find_faces
 from fer_core.interpret import overlay
-from fer_core.predict import LiveState, classify_faces, decide, face_saliency, one_line, rows_to_csv
-from fer_core.text import md, plot_text
+from fer_core.classify import classify_faces
+from fer_core.face_saliency import face_saliency
+from fer_core.live import LiveState
+from fer_core.predict import rows_to_csv
+from fer_core.text import md, one_line, plot_text
+from fer_core.tracking import decide
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"]
 MAX_FACES_SHOWN = 12  # per photo: a crowd still lands in the table, but only this many get charts

@@ -17,7 +17,7 @@ from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, 
                         settings_file, set_active_checkpoint, sidebar)
 from fer_core import ablation, runs
 from fer_core.data import DataError
-from fer_core.calibrate import Calibration, calibrate, estimate_seconds, trainer_settings
+from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration, trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
 from fer_core.recipes import RECIPES, recipe_config
 from fer_core.runfiles import parse_time
@@ -114,7 +114,7 @@ def quick_estimate() -> str:
     """The quick check's duration measured here (from an earlier run of its model), not a constant."""
     q = RECIPES["quick"]
     n_train = min(q.get("max_train_samples") or 10**9, sum(get_class_counts(str(SAMPLE_DATA), "train").values()))
-    est = runs.estimate_seconds(all_runs, q["model"], {}, n_train, q["epochs"])
+    est = runs.estimate_from_past_runs(all_runs, q["model"], {}, n_train, q["epochs"])
     if est is None:
         return (f"quick check: {q['model']}, {q['epochs']} epochs on the bundled sample's {n_train:,} training "
                 "faces; its duration on this machine is measured by the first run of it")
@@ -217,7 +217,7 @@ def calibrated_estimate(v: dict) -> str | None:
     with st.spinner(f"Measuring {cfg.model}'s training speed on this machine ({kind})..."):
         cal = _calibration(cfg.model, json.dumps(cfg.model_args, sort_keys=True), device,
                            **trainer_settings(cfg, kind))
-    secs = estimate_seconds(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
+    secs = estimate_from_calibration(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
     low = f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)" if cfg.low_res else ""
     return (f"Estimated duration here: **about {runs.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "

@@ -13,8 +13,7 @@ from app_common import file_version, model_or_stop, sidebar
 from fer_core import video
 from fer_core.data import CLASSES, DataError
 from fer_core.faces import draw_faces
-from fer_core.predict import one_line
-from fer_core.text import md
+from fer_core.text import md, one_line
 
 VIDEO_TYPES = [e.lstrip(".") for e in video.VIDEO_EXTENSIONS]
 WORK = Path(tempfile.gettempdir()) / "fer-dashboard-video"  # uploaded clips and annotated outputs, by content hash
