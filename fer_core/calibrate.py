@@ -80,17 +80,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def trainer_settings(cfg, device: str) -> dict:
-    """The precision and layout the trainer uses for `cfg` on `device` (fer_core.train does the same)."""
-    from .inference import cpu_native_bf16
-
-    if device == "cuda":
-        return dict(amp=cfg.amp, channels_last=cfg.channels_last)
-    if device == "cpu":
-        return dict(amp=cfg.cpu_fast and cpu_native_bf16(), channels_last=cfg.cpu_fast)
-    return dict(amp=False, channels_last=False)  # mps: fp32, default layout
-
-
 def estimate_from_calibration(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0,
                               train_epochs: float | None = None) -> float:
     """A planned run's seconds from this machine's calibration (runstate.estimate_from_past_runs estimates from

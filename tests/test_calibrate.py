@@ -12,7 +12,7 @@ def test_calibration_runs_real_steps_for_its_time_budget():
 
 
 def test_trainer_settings_follow_the_config_and_the_cpu(monkeypatch):
-    from fer_core import calibrate as cal_mod
+    from fer_core import precision as cal_mod
     from fer_core.config import TrainConfig
 
     monkeypatch.setattr("fer_core.inference.cpu_native_bf16", lambda: True)

@@ -17,7 +17,8 @@ from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, 
                         settings_file, set_active_checkpoint, sidebar)
 from fer_core import ablation, runs
 from fer_core.data import DataError
-from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration, trainer_settings
+from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
+from fer_core.precision import trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
 from fer_core.recipes import RECIPES, recipe_config
 from fer_core.runfiles import parse_time
