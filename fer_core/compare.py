@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .data import CLASSES
-from .evaluate import metrics
+from .metrics import metrics
 from .interpret import confusion
 
 ORDERS = {"both": "both confident", "a": "A most confident", "b": "B most confident"}
@@ -48,7 +48,7 @@ def disagreements(probs_a, probs_b, order: str = "both") -> np.ndarray:
 
 def compare(y, probs_a, probs_b, classes=CLASSES, ids=None) -> dict:
     """Everything the Compare page and `evaluate --compare` report, for labels y (N,) and the two models'
-    probabilities (N, C): "a" and "b" (fer_core.evaluate.metrics of each), "mcnemar", "confusion_difference"
+    probabilities (N, C): "a" and "b" (fer_core.metrics.metrics of each), "mcnemar", "confusion_difference"
     (B's counts minus A's), "recall" per class of each, and "disagreements" (one dict per face, "both" order)."""
     y = np.asarray(y)
     pa, pb = np.asarray(probs_a), np.asarray(probs_b)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, file_key
-from .evaluate import metrics
+from .metrics import metrics
 from .inference import inference_precision, predict_logits
 from .regions import REGIONS, ClassAverage, area_shares, class_average, region_masks, region_shares  # noqa: F401
 from .saliency import (BASELINES, METHOD_NAMES, METHOD_SETTINGS, METHODS, SANITY_MAX_RHO,  # noqa: F401
@@ -149,7 +149,7 @@ def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> tuple[np.ndarray
 
 
 def class_table(y_true, y_pred, classes=CLASSES) -> list[dict]:
-    """Per-class precision, recall, F1 and support (fer_core.evaluate.metrics), one dict per class."""
+    """Per-class precision, recall, F1 and support (fer_core.metrics.metrics), one dict per class."""
     m = metrics(y_true, y_pred, classes)
     return [{"class": c, **m["per_class"][c]} for c in classes]
 

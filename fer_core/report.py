@@ -28,7 +28,7 @@ from . import splits as splits_mod
 from .checkpoint import CheckpointError, load_model
 from .config import options
 from .data import DataError, atomic_write_bytes, load_split
-from .evaluate import metrics as eval_metrics
+from .metrics import metrics as eval_metrics
 from .inference import inference_precision
 from .models import layer_table
 from .paths import check_output_file

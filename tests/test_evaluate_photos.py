@@ -115,3 +115,35 @@ def test_precision_is_honoured_in_photos_mode(photo_dir, precision):
         right += got.label == lab
     assert m["accuracy_found"] == pytest.approx(right / 7)
 
+
+
+def test_evaluate_without_near_copies_leaves_out_the_test_faces_copied_into_training(tiny_checkpoint, tmp_path):
+    """Five test faces planted in Training (one re-encoded as JPEG quality 60): those five are left out of the
+    second figure, which is the metrics of the other faces computed alone."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from fer_core.evaluate import evaluate
+    from fer_core.metrics import metrics
+    from tests.conftest import synthetic_faces, write_npz
+
+    (x, y), (xt, yt) = synthetic_faces(300, 0), synthetic_faces(60, 1)
+    planted = [3, 10, 20, 41, 59]
+    copies = xt[planted].copy()
+    buf = io.BytesIO()
+    Image.fromarray(copies[0]).save(buf, "JPEG", quality=60)
+    copies[0] = np.asarray(Image.open(buf))
+    data = write_npz(tmp_path / "d.npz", {"train": (np.concatenate([x, copies]), np.concatenate([y, yt[planted]])),
+                                          "test": (xt, yt)})
+    out = evaluate(tiny_checkpoint, data, "test", without_near_copies=True)
+    d = out["without_near_copies"]
+    assert d["removed"] == 5 and d["n"] == 55
+    rest = np.setdiff1d(np.arange(60), planted)
+    plain = evaluate(tiny_checkpoint, write_npz(tmp_path / "rest.npz", {"train": (x, y), "test": (xt[rest], yt[rest])}),
+                     "test")
+    assert d["accuracy"] == plain["accuracy"] and d["macro_f1"] == plain["macro_f1"]
+    assert "without_near_copies" not in evaluate(tiny_checkpoint, data, "test")
+    with pytest.raises(ValueError, match="not Training itself"):
+        evaluate(tiny_checkpoint, data, "train", without_near_copies=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fer_core"
 
@@ -76,8 +75,5 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path):
     assert cycles(import_graph(pkg)) == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(strict=False, reason="one cycle left, outside predict/video: evaluate's CLI imports compare "
-                   "(--compare), and compare imports evaluate.metrics and interpret.confusion (interpret imports "
-                   "evaluate.metrics too)")
 def test_no_import_cycle_in_fer_core():
     assert cycles(import_graph()) == []
