@@ -181,11 +181,12 @@ def summarize(pairs: list[dict], sets: dict[str, FaceSet]) -> list[dict]:
     for k, sa in enumerate(names):
         for sb in names[k:]:
             ps = [p for p in pairs if (p["split_a"], p["split_b"]) == (sa, sb)]
-            faces_b = {p["index_b"] for p in ps} | ({p["index_a"] for p in ps} if sa == sb else set())
+            side_a, side_b = {p["index_a"] for p in ps}, {p["index_b"] for p in ps}
+            if sa == sb:  # within one split a face with a copy may be on either side
+                side_a = side_b = side_a | side_b
             rows.append(dict(kind=f"{sa}/{sb}", split_a=sa, split_b=sb, pairs=len(ps),
                              conflicting=sum(not p["same_label"] for p in ps), flat=sum(p["flat"] for p in ps),
-                             faces_a=len({p["index_a"] for p in ps} | ({p["index_b"] for p in ps} if sa == sb else set())),
-                             faces_b=len(faces_b)))
+                             faces_a=len(side_a), faces_b=len(side_b)))
     return rows
 
 
@@ -270,7 +271,8 @@ def audit(data, checkpoint=None, split: str = "test", threshold: int = THRESHOLD
 
 
 def format_report(r: dict, top: int = 20) -> str:
-    sizes = ", ".join(f"{s} {v['faces']:,}" + (f" ({v['usage']})" if v["usage"] else "") for s, v in r["splits"].items())
+    sizes = ", ".join(f"{s} {v['faces']:,}" + (f" ({v['usage']})" if v["usage"] else "")
+                      for s, v in r["splits"].items())
     lines = [f"{r['data']}: {sizes} faces; near duplicates within {r['threshold']} of {r['hash_bits']} hash bits", ""]
     lines += [f"{'pairs':<22}{'pairs':>8}{'conflicting':>13}{'faces a':>9}{'faces b':>9}"]
     lines += [f"{s['kind']:<22}{s['pairs']:>8,}{s['conflicting']:>13,}{s['faces_a']:>9,}{s['faces_b']:>9,}"

@@ -5,9 +5,9 @@
 Duplicates come from fer_core.audit (the same code as `python -m fer_core.audit` and the Data Audit page);
 accuracy from fer_core.interpret.predictions in fp32 (the card's single-pass rows), on all PublicTest faces and
 on those without a near copy in Training (fer_core.audit.dedup_mask). Writes checkpoints/publictest_near_copies.txt
-(or --copies PATH): the file names of the PublicTest faces with a near copy in Training, one a line. --measure adds the distances
-behind the threshold: each PublicTest face against its own JPEG quality-60 re-encoding and brightness shifts,
-random pairs, and the histogram of all pairs' distances (a minute more on two cores).
+(or --copies PATH): the file names of the PublicTest faces with a near copy in Training, one a line. --measure adds
+the distances behind the threshold: each PublicTest face against its own JPEG quality-60 re-encoding and brightness
+shifts, random pairs, and the histogram of all pairs' distances (a minute more on two cores).
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def card_text(f: dict) -> str:
              f"| within PublicTest | {pp['pairs']:,} | {pp['conflicting']:,} | {pp['faces_a']:,} |", "",
              f"| checkpoint | PublicTest ({f['faces']['test']:,}) | without the near copies ({f['test_kept']:,}) "
              f"| on the {n_copies} copies |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {a['all']:.4f} | {a['dedup']:.4f} | {a['copies']:.4f} |" for name, a in f["accuracy"].items()]
+    lines += [f"| {name} | {a['all']:.4f} | {a['dedup']:.4f} | {a['copies']:.4f} |"
+              for name, a in f["accuracy"].items()]
     return "\n".join(lines)
 
 

@@ -163,7 +163,8 @@ def test_cli_on_the_sample_json_and_text(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) >= {"duplicates", "suspects", "summary", "threshold"} and out["suspects"] == []
-    assert out["splits"] == {"train": {"faces": 1201, "usage": "Training"}, "test": {"faces": 656, "usage": "PublicTest"}}
+    assert out["splits"] == {"train": {"faces": 1201, "usage": "Training"},
+                             "test": {"faces": 656, "usage": "PublicTest"}}
     sets = {s: load_split(SAMPLE, s) for s in ("train", "test")}
     assert out["duplicates"] == audit.find_duplicates(sets)  # the CLI prints what the library finds
     for p in out["duplicates"]:

@@ -38,7 +38,8 @@ def pick_threshold() -> int:
 def summary(rows: list[dict], sizes: dict) -> None:
     st.dataframe(pd.DataFrame([{"pairs of": r["kind"], "pairs": r["pairs"], "labels differ": r["conflicting"],
                                 "faces of a with a copy": r["faces_a"], "faces of b with a copy": r["faces_b"],
-                                "blank": r["flat"]} for r in rows]), hide_index=True, width="stretch", key="aud_summary")
+                                "blank": r["flat"]} for r in rows]), hide_index=True, width="stretch",
+                 key="aud_summary")
     st.caption(md(", ".join(f"{s}: {n:,} faces" for s, n in sizes.items()) + ". A pair across splits names the "
                   "earlier split as a. Blank: pairs of flat images (no face at all) of the same grey level."))
 
@@ -99,7 +100,8 @@ def show_suspects(ctx) -> None:
     for n, s in enumerate(found[:SUSPECTS_SHOWN]):
         with cols[n % 6]:
             st.image(interpret.upscale(faces.x[s["index"]], 2), caption=md(
-                f"#{s['index']} labelled {s['label']} {s['p_label']:.2f} · model: {s['suggested']} {s['p_suggested']:.2f}"))
+                f"#{s['index']} labelled {s['label']} {s['p_label']:.2f} · model: {s['suggested']} "
+                f"{s['p_suggested']:.2f}"))
             if st.button("Explain", key=f"aud_explain_{s['index']}", help="open this face in the Saliency page"):
                 open_in_saliency(ctx, s["index"], "Data Audit's suspects")
     st.dataframe(pd.DataFrame(found), hide_index=True, width="stretch", key="aud_suspects")

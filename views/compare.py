@@ -132,7 +132,8 @@ except (DataError, OSError) as e:
 st.caption(md(f"A: {checkpoint_label(ctx.checkpoint)} · B: {checkpoint_label(b)} · split {ctx.split} of {ctx.data}"))
 for ckpt in (ctx.checkpoint, b):  # with a progress bar when not cached yet; report() then reads them
     get_predictions(ckpt, ctx.data, ctx.split)
-r = report(ctx.checkpoint, file_version(ctx.checkpoint), b, file_version(b), ctx.data, file_version(ctx.data), ctx.split)
+r = report(ctx.checkpoint, file_version(ctx.checkpoint), b, file_version(b), ctx.data, file_version(ctx.data),
+           ctx.split)
 headline(r)
 confusions(r)
 recall(r)

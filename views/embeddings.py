@@ -101,7 +101,8 @@ def show_face(ctx, faces, preds, k: int) -> None:
     ok = "correct" if preds.pred[k] == preds.true[k] else "misclassified"
     c1, c2, c3 = st.columns([1, 3, 1])
     c1.image(interpret.upscale(faces.x[k], 3), caption=md(f"#{k} {faces.ids[k]}"))
-    fig = px.bar(x=p, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1], labels={"x": "probability", "y": ""})
+    fig = px.bar(x=p, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
+                 labels={"x": "probability", "y": ""})
     fig.update_layout(margin=dict(l=0, r=10, t=10, b=0),
                       yaxis=dict(categoryorder="array", categoryarray=list(CLASSES)[::-1]))
     fig.update_traces(marker_color=["#d62728" if c == preds.pred[k] else "#1f77b4" for c in range(len(CLASSES))])
