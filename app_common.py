@@ -22,6 +22,7 @@ from fer_core import interpret, runs
 from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import DataError, file_key
+from fer_core.runfiles import BEST_FILE, LAST_FILE
 from fer_core.text import md
 
 ROOT = Path(__file__).resolve().parent
@@ -336,7 +337,7 @@ def checkpoint_choices() -> list[str]:
     """Shipped checkpoints, then every run's best.pt and last.pt (newest run first)."""
     found = sorted(str(p) for p in CHECKPOINTS.glob("*.pt"))
     for run in runs.list_runs(runs_dir()):
-        found += [str(run.path / f) for f in ("best.pt", "last.pt") if (run.path / f).exists()]
+        found += [str(run.path / f) for f in (BEST_FILE, LAST_FILE) if (run.path / f).exists()]
     return found
 
 

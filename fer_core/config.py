@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
@@ -267,9 +268,10 @@ def save_config(cfg: TrainConfig, path) -> None:
 
 
 def load_config(path) -> TrainConfig:
-    """A config file: a run's config.json, one written by save_config, or a plain object of fields."""
+    """A config file: a run's config.json, one written by save_config, or a plain object of fields; "-" reads
+    it from stdin (how fer_core.runs hands a launched trainer its config)."""
     try:
-        obj = json.loads(Path(path).read_text())
+        obj = json.loads(sys.stdin.read() if str(path) == "-" else Path(path).read_text())
         hp = obj.get("hyperparameters", obj)
         if not isinstance(hp, dict):
             raise ValueError("not a JSON object of training options")

@@ -3,11 +3,14 @@
 The trainer (fer_core.train) writes them and the dashboard (fer_core.runs) reads them; every write is atomic
 (a temp file renamed over the old one), so a reader never sees half a file:
 
-    config.json    hyperparameters, model, data (written by the trainer once the data is loaded)
+    config.json    the run's one copy of its config: format_version, hyperparameters (every TrainConfig field),
+                   model, data, versions; written once, by the trainer, once the data is loaded (a launched
+                   trainer gets the config on its stdin: `--config -`). Checkpoints carry train_config too,
+                   so that a checkpoint exported from its run still says how it was trained
     metrics.jsonl  one JSON line per finished epoch
     status.json    {state, epoch, epochs, pid, host, elapsed, progress, ...}; the trainer keeps it current
-    launch.json    the launcher's record: the command line, the process id and host of the launched process
-    launch_config.json  the whole TrainConfig the launcher hands the trainer (--config)
+    launch.json    the launcher's record: the command line, the process id and host, when it was first created
+                   and last launched (a resume launches again)
     output.log     stdout and stderr of the training process (the log lines, and any error)
     train.log      the trainer's own log lines
     train.lock     held (flock) by the live trainer, so two trainers never share a run
@@ -28,7 +31,7 @@ STATUS_FILE = "status.json"
 RUN_CONFIG = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LAUNCH_FILE = "launch.json"
-LAUNCH_CONFIG = "launch_config.json"
+CONFIG_FORMAT = 1  # config.json's format_version (absent in runs written before it had one: read as 1)
 OUTPUT_LOG = "output.log"
 LOG_FILE = "train.log"
 LOCK_FILE = "train.lock"
@@ -150,7 +153,7 @@ _PROGRESS = {"epoch": INT, "step": INT, "steps": INT, "step_seconds": FLOAT, "im
 STATUS_SCHEMA = {"state": STR, "epoch": INT, "epochs": INT, "pid": INT, "host": STR, "elapsed": FLOAT,
                  "updated": STR, "updated_ts": FLOAT, "started": STR, "finished": STR, "error": STR, "device": STR,
                  "images_per_s": FLOAT, "best_val_acc": FLOAT, "progress": _PROGRESS, "last": DICT}
-LAUNCH_SCHEMA = {"config": DICT, "pid": INT, "host": STR, "created": STR, "launched": STR, "command": LIST}
+LAUNCH_SCHEMA = {"argv": LIST, "pid": INT, "host": STR, "launched": STR, "created": STR}
 _DATA = {"source": STR, "train_size": INT, "val_size": INT, "val_split": STR, "class_counts": DICT}
 
 
@@ -163,7 +166,8 @@ def hyperparameter_schema() -> dict:
 
 
 def config_schema() -> dict:
-    return {"hyperparameters": hyperparameter_schema(), "model_name": STR, "model_args": DICT, "data": _DATA,
+    return {"format_version": INT, "hyperparameters": hyperparameter_schema(), "model_name": STR, "model_args": DICT,
+            "data": _DATA,
             "device": STR, "created": STR, "n_params": INT, "seed": INT, "world_size": INT}
 
 
@@ -230,19 +234,13 @@ def trim_metrics(run_dir, last_epoch: int) -> int:
 
 
 def read_config_checked(run_dir) -> tuple[dict, list[str]]:
-    """config.json checked by type; before the trainer has written it, the launch request in the same shape.
-    -> (config, problems)."""
-    run = Path(run_dir)
-    cfg, problems = _read_typed(run / RUN_CONFIG, config_schema())
-    if cfg or problems:
-        return cfg, problems
-    launch, problems = read_launch(run)
-    req = launch.get("config")
-    if req:
-        req, more = typed(req, hyperparameter_schema(), f"{LAUNCH_FILE} config")
-        return {"hyperparameters": req, "model_name": req.get("model"), "model_args": req.get("model_args") or {},
-                "data": {"source": req.get("data")}}, problems + more
-    return {}, problems
+    """config.json checked by type -> (config, problems); ({}, []) before the trainer has written it. A newer
+    format_version than this fer_core knows is a problem (its fields may mean something else)."""
+    cfg, problems = _read_typed(Path(run_dir) / RUN_CONFIG, config_schema())
+    version = cfg.get("format_version", 1)
+    if version > CONFIG_FORMAT:
+        problems = problems + [f"{RUN_CONFIG} has format_version {version}; this fer_core reads {CONFIG_FORMAT}"]
+    return cfg, problems
 
 
 def read_config(run_dir) -> dict:

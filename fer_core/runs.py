@@ -12,6 +12,7 @@ machine rebooted) is "stale", or "stopped"/"failed" when the reason is known, ne
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,11 +24,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import TrainConfig, config_from_dict, save_config
+from .config import TrainConfig, config_from_dict
 from .data import DataError, atomic_write_bytes, resolve_split, source_kind
 from .devices import available_devices, check_device, device_description  # noqa: F401
 from .runfiles import run_name_problem
-from .runfiles import (LAUNCH_CONFIG, LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
+from .runfiles import (LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
                        log_tail, now_iso, read_config, read_metrics, run_base_name, tail, write_json)
 from .runstate import (ACTIVE_STATES, STATES, Run, active_runs, effective_state, estimate_from_past_runs,  # noqa: F401
                        eta_from_progress, eta_seconds, format_seconds, list_runs, pid_alive, process_alive,
@@ -71,13 +72,22 @@ def check_run_name(name: str) -> None:
         raise LaunchError(problem)
 
 
-def _spawn(argv: list[str], run: Path) -> subprocess.Popen:
+def _spawn(argv: list[str], run: Path, stdin_text: str | None = None) -> subprocess.Popen:
+    """Start the trainer in its own session, its output appended to output.log; `stdin_text` is written to its
+    stdin (the config of a launch, `--config -`)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["PYTHONUNBUFFERED"] = "1"
     with open(run / OUTPUT_LOG, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
                                 cwd=str(PACKAGE_ROOT), env=env, start_new_session=True, close_fds=True)
+    if stdin_text is not None:
+        try:  # a few KB: fits the pipe's buffer, so this never waits for the trainer
+            proc.stdin.write(stdin_text.encode())
+            proc.stdin.close()
+        except BrokenPipeError:  # the trainer died at once: its output.log and state say why
+            pass
     _reap(proc)
     return proc
 
@@ -103,19 +113,18 @@ def launch(options: dict | TrainConfig, runs_dir, name: str | None = None, pytho
         raise LaunchError(f"a run named {name!r} already exists in {root}")
     run.mkdir(parents=True)
     now = now_iso()
-    # the whole config travels as a file: every field reaches the trainer, flag or no flag
-    save_config(cfg, run / LAUNCH_CONFIG)
-    argv = [python or sys.executable, "-m", "fer_core.train", "--config", str((run / LAUNCH_CONFIG).resolve()),
+    # the whole config travels on the trainer's stdin, so every field reaches it, flag or no flag, and the only
+    # copy on disk is the config.json the trainer writes
+    argv = [python or sys.executable, "-m", "fer_core.train", "--config", "-",
             "--out", str(root.resolve()), f"--name={name}"]  # one token: a name can never be read as an option
     write_json(run / STATUS_FILE, {"state": "queued", "epoch": 0, "epochs": cfg.epochs, "pid": None,
                                       "host": socket.gethostname(), "started": None, "updated": now_iso(),
                                       "error": None, "best_val_acc": None})
-    write_json(run / LAUNCH_FILE, {"argv": argv, "config": asdict(cfg), "pid": None, "host": socket.gethostname(),
-                                    "launched": now, "created": now})
-    proc = _spawn(argv, run)
+    record = {"argv": argv, "pid": None, "host": socket.gethostname(), "launched": now, "created": now}
+    write_json(run / LAUNCH_FILE, record)
+    proc = _spawn(argv, run, json.dumps(asdict(cfg)))
     # the pid goes to launch.json only: status.json belongs to the trainer from now on
-    write_json(run / LAUNCH_FILE, {"argv": argv, "config": asdict(cfg), "pid": proc.pid,
-                                    "host": socket.gethostname(), "launched": now, "created": now})
+    write_json(run / LAUNCH_FILE, dict(record, pid=proc.pid))
     return run
 
 

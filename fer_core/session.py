@@ -29,7 +29,7 @@ from .data import CLASSES, load_split, skipped_note
 from .devices import setup_training_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization
-from .runfiles import (LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, create_run_dir, lock_run_dir,
+from .runfiles import (CONFIG_FORMAT, LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, create_run_dir, lock_run_dir,
                        now_iso, read_status, release_run_lock, remove_if_empty, run_base_name, trim_metrics,
                        write_json)
 from .precision import trainer_settings
@@ -245,7 +245,7 @@ def write_run_files(s: Session) -> None:
     cfg, train_set, val_set = s.cfg, s.faces["train"], s.faces["val"]
     if s.main and not s.resume:
         write_json(s.run / RUN_CONFIG, {
-            "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
+            "format_version": CONFIG_FORMAT, "hyperparameters": asdict(cfg), "model_name": cfg.model, "model_args": cfg.model_args,
             "n_params": count_parameters(s.model), "data": {"source": str(Path(cfg.data).resolve()),
             "train_size": len(train_set), "val_split": cfg.val_split, "val_size": len(val_set),
             "class_counts": train_set.class_counts(),

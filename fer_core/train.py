@@ -23,7 +23,7 @@ from .config import TrainConfig, load_config, options, parse_json_object
 from .data import DataError, load_split
 from .devices import dist_info, resolve_device
 from .distill import batch_targets
-from .runfiles import BEST_FILE, METRICS_FILE, append_jsonl, now_iso, read_json
+from .runfiles import BEST_FILE, LAST_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, append_jsonl, now_iso, read_json
 from .session import (Diverged, Session, build, build_model, catch_stop_signals, close, fail, finish, load_data,
                       open_session, start_status, write_run_files)
 from .trainset import check_trainable, training_faces
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     value (or the field's default) stands."""
     p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__.split("\n")[0],
                                 argument_default=argparse.SUPPRESS)
-    p.add_argument("--config", metavar="FILE", help="JSON config (a run's config.json will do); flags override it")
+    p.add_argument("--config", metavar="FILE", help="JSON config (a run's config.json will do; '-' reads it from stdin); flags override it")
     for o in options():
         kw = dict(help=o.help + (f" (default: {o.placeholder or o.default})" if o.default != "" else ""))
         if o.kind == "bool":
@@ -245,7 +245,7 @@ def config_from_args(a) -> TrainConfig:
 
 def config_of_run(run_dir) -> TrainConfig:
     run = Path(run_dir)
-    cfile = run / "config.json"
+    cfile = run / RUN_CONFIG
     if not run.is_dir() or not cfile.exists():
         raise ValueError(f"{run_dir}: not a run directory (no config.json)")
     return load_config(cfile)
@@ -256,12 +256,12 @@ def main(argv=None) -> int:
     try:
         if a.resume:
             cfg = config_of_run(a.resume)
-            st = Path(a.resume) / "status.json"
+            st = Path(a.resume) / STATUS_FILE
             if read_json(st).get("state") == "completed":  # (a status.json that does not parse: not completed)
                 raise ValueError(f"{a.resume}: run already completed; nothing to resume")
-            if not (Path(a.resume) / "last.pt").exists():
-                raise ValueError(f"{a.resume}: no last.pt to resume from")
-            last = read_checkpoint(Path(a.resume) / "last.pt")
+            if not (Path(a.resume) / LAST_FILE).exists():
+                raise ValueError(f"{a.resume}: no {LAST_FILE} to resume from")
+            last = read_checkpoint(Path(a.resume) / LAST_FILE)
             problem = shape_mismatch({**last, "model_name": cfg.model, "model_args": cfg.model_args})
             if problem:  # a last.pt of another model: one line, not load_state_dict's traceback
                 raise ValueError(f"{a.resume}/last.pt does not fit the run's model {cfg.model!r}: {problem}")
@@ -290,7 +290,7 @@ def main(argv=None) -> int:
         return 130
     if dist_info()[1] != 0:
         return 0  # rank 0 reports for the run
-    st = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+    st = read_json(run / STATUS_FILE)
     print(f"run: {run} ({st.get('state')}, best val acc {st.get('best_val_acc')})")
     return 0 if st.get("state") in ("completed", "stopped", None) else 1
 

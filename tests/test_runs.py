@@ -361,3 +361,29 @@ def test_eta_counts_the_dearer_epochs_after_low_resolution_ones():
     assert runs.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
     ms = [{"epoch": 1, "seconds": 5.0}, {"epoch": 2, "seconds": 11.25}]  # 20 s per 48-pixel epoch
     assert runs.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
+
+
+def test_a_launched_run_stores_its_config_once(tmp_path, synth_npz):
+    """The config reaches the trainer on its stdin; the only copy in the run folder is the trainer's config.json
+    (with its format_version); launch.json keeps the command line, pid, host and times."""
+    run = runs.launch(tiny(synth_npz, epochs=1, lr=0.0123), tmp_path, name="once")
+    assert runs.wait(run, timeout=120).state == "completed", runs.log_tail(run)
+    launch = json.loads((run / runs.LAUNCH_FILE).read_text())
+    assert set(launch) == {"argv", "pid", "host", "launched", "created"}
+    assert launch["argv"][launch["argv"].index("--config") + 1] == "-"
+    files = sorted(p.name for p in run.iterdir())
+    assert [f for f in files if f.endswith(".json")] == ["config.json", "launch.json", "status.json"]
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["format_version"] == 1 and conf["hyperparameters"]["lr"] == 0.0123
+    assert "0.0123" not in (run / runs.LAUNCH_FILE).read_text()
+
+
+def test_a_newer_config_format_is_a_problem_not_a_guess(tmp_path):
+    from fer_core.runfiles import read_config_checked
+
+    run = _fake_run(tmp_path, "future", state="completed")
+    (run / "config.json").write_text(json.dumps({"format_version": 2, "hyperparameters": {"model": "mini_cnn"}}))
+    cfg, problems = read_config_checked(run)
+    assert problems == ["config.json has format_version 2; this fer_core reads 1"]
+    (run / "config.json").write_text(json.dumps({"hyperparameters": {"model": "mini_cnn"}}))  # before versions
+    assert read_config_checked(run)[1] == []
