@@ -11,6 +11,10 @@ _REGISTRY: dict[str, Callable[..., "FERNet"]] = {}
 
 
 def register(fn):
+    """Add a model constructor under its function name; a second model of the same name is refused (timm), so
+    a checkpoint's model_name always means one architecture."""
+    if fn.__name__ in _REGISTRY:
+        raise ValueError(f"model {fn.__name__!r} is already registered")
     _REGISTRY[fn.__name__] = fn
     return fn
 

@@ -36,3 +36,23 @@ def test_a_wrong_cam_layer_name_fails_when_the_model_is_built():
 def test_unknown_model():
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         create_model("nope")
+
+
+def test_the_registry_refuses_a_second_model_of_the_same_name():
+    from fer_core import models
+
+    with pytest.raises(ValueError, match="already registered"):
+        models.register(models.vgg_bn)  # a function of the same name as a registered one
+    assert models.list_models().count("vgg_bn") == 1
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_parameter_of_every_model_gets_a_gradient(name):
+    """One backward pass (timm's check): a parameter without a gradient is a layer the loss never reaches."""
+    torch.manual_seed(0)
+    net = create_model(name).train()
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(4, 1, 48, 48)), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+               or not p.grad.abs().sum() > 0]
+    assert not missing, missing
