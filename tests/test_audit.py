@@ -156,7 +156,7 @@ def test_suspects_known_answer():
     assert s[0]["p_label"] == pytest.approx(0.2) and s[0]["p_suggested"] == pytest.approx(0.75)
 
 
-def test_cli_on_the_sample_json_and_text(tmp_path):
+def test_cli_on_the_sample_json_and_text(tmp_path, monkeypatch, capsys):
     env = {"FER_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "fer_core.audit", "--data", str(SAMPLE), "--json"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
@@ -165,18 +165,20 @@ def test_cli_on_the_sample_json_and_text(tmp_path):
     assert set(out) >= {"duplicates", "suspects", "summary", "threshold"} and out["suspects"] == []
     assert out["splits"] == {"train": {"faces": 1201, "usage": "Training"},
                              "test": {"faces": 656, "usage": "PublicTest"}}
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     sets = {s: load_split(SAMPLE, s) for s in ("train", "test")}
     assert out["duplicates"] == audit.find_duplicates(sets)  # the CLI prints what the library finds
     for p in out["duplicates"]:
         assert set(p) == set(audit.PAIR_FIELDS)
         assert str(sets[p["split_a"]].ids[p["index_a"]]) == p["id_a"] and p["id_a"].endswith(".jpg")
         assert p["same_label"] == (p["label_a"] == p["label_b"])
-    text = subprocess.run([sys.executable, "-m", "fer_core.audit", "--data", str(SAMPLE), "--top", "3"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300).stdout
+    # the text report and a bad path, in process (the same main())
+    assert audit.main(["--data", str(SAMPLE), "--top", "3"]) == 0
+    text = capsys.readouterr().out
     assert "train/test" in text and out["duplicates"][0]["id_a"] in text
-    bad = subprocess.run([sys.executable, "-m", "fer_core.audit", "--data", str(tmp_path / "none.zip")], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such file" in bad.stderr
+    assert audit.main(["--data", str(tmp_path / "none.zip")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file" in err
 
 
 def test_suspects_of_a_checkpoint_and_their_csv(tiny_checkpoint, synth_npz, tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ def biased_checkpoint(tiny_checkpoint, tmp_path_factory):
     return path
 
 
-def test_evaluate_compare_cli(tiny_checkpoint, biased_checkpoint, synth_npz):
+def test_evaluate_compare_cli(tiny_checkpoint, biased_checkpoint, synth_npz, capsys):
     from fer_core import load_model
     from fer_core.inference import predict_proba
 
@@ -100,9 +100,16 @@ def test_evaluate_compare_cli(tiny_checkpoint, biased_checkpoint, synth_npz):
     assert out["a"]["accuracy"] == want["a"]["accuracy"] and out["n"] == len(faces) == 210
     assert 0 < out["n_disagree"] and all(d["pred_b"] == CLASSES[0] for d in out["disagreements"])
     assert out["mcnemar"]["b"] >= 1  # the biased model loses faces the tiny one gets right
-    text = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
+    # the text report and a missing checkpoint, in process (the same main())
+    from fer_core import evaluate
+
+    assert evaluate.main(args[3:]) == 0
+    text = capsys.readouterr().out
     assert "McNemar" in text and f"{out['n_disagree']} faces predicted differently" in text
-    bad = subprocess.run([sys.executable, "-m", "fer_core.evaluate", "--checkpoint", str(tiny_checkpoint), "--compare",
-                          str(tiny_checkpoint) + ".missing", "--data", str(synth_npz)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "checkpoint not found" in bad.stderr
+    assert evaluate.main(["--checkpoint", str(tiny_checkpoint), "--compare", str(tiny_checkpoint) + ".missing",
+                          "--data", str(synth_npz)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint not found" in err
+    assert evaluate.main(["--checkpoint", str(tiny_checkpoint), "--compare", str(tiny_checkpoint),
+                          "--photos", str(ROOT)]) == 2
+    assert "--compare works on --data" in capsys.readouterr().err
