@@ -69,6 +69,30 @@ def cache_dir() -> Path:
     return Path(base) / "fer-dashboard"
 
 
+def read_face_cache(cfile, faces, key: str):
+    """The array `key` of a per-face cache file (predictions, embeddings) if it was written for these faces (same
+    labels in the same order), else None: a missing or damaged file is recomputed by the caller."""
+    try:
+        with np.load(cfile, allow_pickle=False) as z:
+            arr, y = z[key], z["y"]
+        if len(y) == len(faces) and np.array_equal(y, faces.y):
+            return arr
+    except Exception:
+        pass
+    return None
+
+
+def write_face_cache(cfile, faces, key: str, arr) -> None:
+    """Store `arr` (one row per face of `faces`) for read_face_cache; a read-only cache is skipped (still
+    correct, just slower next time)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{key: arr, "y": faces.y})
+    try:
+        atomic_write_bytes(cfile, buf.getvalue())
+    except OSError:
+        pass
+
+
 def data_roots() -> list[Path]:
     """Folders the dashboard may read data sources from: the bundled samples, the project's data folders,
     `shared` and `data` folders beside the project (../shared/data/fer2013.zip), and every folder in

@@ -7,7 +7,6 @@ are computed on the same inference twin as the predictions (fer_core.inference.f
 applied to them gives the predicted logits."""
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import FaceSet, atomic_write_bytes, cache_dir, file_key
+from .data import FaceSet, cache_dir, file_key, read_face_cache, write_face_cache
 from .inference import default_batch_size, fast_model, inference_precision
 
 EMB_CACHE_VERSION = 1
@@ -78,17 +77,6 @@ def embedding_cache_file(checkpoint, source, split: str, precision: str | None =
         f"{file_key(checkpoint)}-{file_key(source)}-{split}-{precision}-v{EMB_CACHE_VERSION}.npz")
 
 
-def _read_cached(cfile, faces: FaceSet):
-    try:
-        with np.load(cfile, allow_pickle=False) as z:
-            feats, y = z["feats"], z["y"]
-        if len(y) == len(faces) and np.array_equal(y, faces.y):
-            return feats
-    except Exception:
-        pass  # missing or damaged cache: recomputed
-    return None
-
-
 def embed(model, prep, faces: FaceSet, checkpoint=None, cache: bool = True, batch_size: int | None = None,
           progress=None) -> Embedding:
     """Penultimate features of every face of a split; cached on disk per (checkpoint file, data source, split,
@@ -99,17 +87,12 @@ def embed(model, prep, faces: FaceSet, checkpoint=None, cache: bool = True, batc
     if cache and checkpoint and faces.source and os.path.exists(checkpoint) and os.path.exists(faces.source):
         precision = inference_precision(next(model.parameters()).device)
         cfile = embedding_cache_file(checkpoint, faces.source, faces.split, precision)
-        feats = _read_cached(cfile, faces)
+        feats = read_face_cache(cfile, faces, "feats")
         if feats is not None:
             return Embedding(feats, faces.y, True, time.perf_counter() - t0)
     feats = penultimate(model, prep, faces.x, batch_size, progress=progress)
     if cfile is not None:
-        buf = io.BytesIO()
-        np.savez(buf, feats=feats, y=faces.y)
-        try:
-            atomic_write_bytes(cfile, buf.getvalue())
-        except OSError:
-            pass  # read-only cache: still correct, just slower next time
+        write_face_cache(cfile, faces, "feats", feats)
     return Embedding(feats, faces.y, False, time.perf_counter() - t0)
 
 

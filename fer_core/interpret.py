@@ -4,7 +4,6 @@ Saliency maps and their trust signals (fer_core.saliency) and face regions (fer_
 re-exported here."""
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import CLASSES, FaceSet, atomic_write_bytes, cache_dir, file_key
+from .data import CLASSES, FaceSet, cache_dir, file_key, read_face_cache, write_face_cache
 from .metrics import metrics
 from .inference import inference_precision, predict_logits
 from .regions import REGIONS, ClassAverage, area_shares, class_average, region_masks, region_shares  # noqa: F401
@@ -57,17 +56,6 @@ def predictions_cache_file(checkpoint, source, split: str, tta: bool, precision:
         f"-v{PRED_CACHE_VERSION}.npz")
 
 
-def _read_cached(cfile, faces: FaceSet):
-    try:
-        with np.load(cfile, allow_pickle=False) as z:
-            logits, y = z["logits"], z["y"]
-        if len(y) == len(faces) and np.array_equal(y, faces.y):
-            return logits
-    except Exception:
-        pass  # missing or damaged cache: recomputed
-    return None
-
-
 def _probs(logits: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.from_numpy(logits), 1).numpy().astype(np.float32)  # (N, C)
 
@@ -84,7 +72,7 @@ def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None,
     if cache and checkpoint and faces.source and os.path.exists(checkpoint) and os.path.exists(faces.source):
         precision = inference_precision(next(model.parameters()).device)
         cfile = predictions_cache_file(checkpoint, faces.source, faces.split, tta, precision)
-        logits = _read_cached(cfile, faces)
+        logits = read_face_cache(cfile, faces, "logits")
         if logits is not None:
             return Predictions(_probs(logits), faces.y, True, time.perf_counter() - t0, logits)
     if tta:
@@ -100,12 +88,7 @@ def predictions(model, prep, faces: FaceSet, tta: bool = False, checkpoint=None,
                                 progress=progress and (lambda d, n: progress(d, n, "faces")))
     logits = logits.astype(np.float32)  # (N, C)
     if cfile is not None:
-        buf = io.BytesIO()
-        np.savez(buf, logits=logits, y=faces.y)
-        try:
-            atomic_write_bytes(cfile, buf.getvalue())
-        except OSError:
-            pass  # read-only cache: still correct, just slower next time
+        write_face_cache(cfile, faces, "logits", logits)
     return Predictions(_probs(logits), faces.y, False, time.perf_counter() - t0, logits)
 
 
