@@ -18,10 +18,11 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 import fer_core
-from fer_core import interpret, runs
+from fer_core import devices, interpret, runstate
 from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
-from fer_core.data import DataError, file_key
+from fer_core.data import file_key
+from fer_core.images import DataError
 from fer_core.runfiles import BEST_FILE, LAST_FILE
 from fer_core.text import md
 
@@ -163,7 +164,7 @@ def progress_reporter(where, what: str):
         last[0] = now
         rate = done / max(now - t0, 1e-6)
         left = (total - done) / rate if done else None
-        eta = f" · about {runs.format_seconds(left)} left" if left is not None else ""
+        eta = f" · about {runstate.format_seconds(left)} left" if left is not None else ""
         where.progress(min(1.0, done / max(total, 1)),
                        text=f"{what}: {stage} {done:,}/{total:,}{eta}. Until it finishes, what is shown below "
                             "is from before the change (faded) and not yet updated.")
@@ -251,8 +252,8 @@ def get_splits(path) -> list[str]:
 
 @st.cache_resource
 def _device() -> tuple[str, str]:
-    have = runs.available_devices()
-    return have[0], runs.device_description()
+    have = devices.available_devices()
+    return have[0], devices.device_description()
 
 
 def device() -> str:
@@ -336,7 +337,7 @@ def keep(key: str, param: str, value, dump=str) -> None:
 def checkpoint_choices() -> list[str]:
     """Shipped checkpoints, then every run's best.pt and last.pt (newest run first)."""
     found = sorted(str(p) for p in CHECKPOINTS.glob("*.pt"))
-    for run in runs.list_runs(runs_dir()):
+    for run in runstate.list_runs(runs_dir()):
         found += [str(run.path / f) for f in (BEST_FILE, LAST_FILE) if (run.path / f).exists()]
     return found
 

@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_core import interpret, load_model, load_split  # noqa: E402
+from fer_core import load_model, load_split, saliency as interpret  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "fer_best.pt"))

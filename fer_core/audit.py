@@ -34,7 +34,9 @@ import sys
 
 import numpy as np
 
-from .data import CLASSES, DataError, FaceSet, available_splits, load_split, source_kind
+from .data import FaceSet, available_splits, load_split
+from .images import DataError
+from .sources import CLASSES, source_kind
 from .splits import HOLDOUT, SPLIT_NAMES, holdout_mask
 from .text import csv_writer
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .data import CLASSES, atomic_write_bytes
+from .data import atomic_write_bytes
+from .sources import CLASSES
 from .models import create_model
 from .preprocess import NORM_MODES, Preprocess
 

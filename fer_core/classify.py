@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CLASSES
+from .sources import CLASSES
 from .faces import Face, find_faces
 from .images import open_image
 from .inference import predict_proba

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .data import CLASSES
+from .sources import CLASSES
 from .metrics import metrics
 from .interpret import confusion
 

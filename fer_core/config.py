@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .data import CLASSES, atomic_write_bytes
+from .data import atomic_write_bytes
+from .sources import CLASSES
 from .splits import SPLIT_NAMES
 from .models import create_model, list_models
 from .preprocess import NORM_MODES, AugmentConfig

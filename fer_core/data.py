@@ -21,14 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-# one image at a time lives in fer_core.images; re-exported, as the loaders and the pages use them with the data
-from .images import MAX_PIXELS, SIZE, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48, to_gray  # noqa: F401
-# the kinds of source and their readers live in fer_core.sources; CLASSES and the helpers pages use, re-exported
-from .sources import (CLASSES, IMAGE_EXTENSIONS, MAX_CSV_BYTES, MAX_IMAGE_FILE_BYTES, MAX_NPZ_BYTES,  # noqa: F401
-                      MAX_ZIP_BYTES, SkippedDataWarning, class_index, decode, read_labels, skipped_note, source_kind,
-                      stored_splits, warn_skipped)
-from .splits import (HOLDOUT, SPLIT_NAMES, SPLITS, Resolved, check_name, holdout_mask, resolve_csv,  # noqa: F401
-                     resolve_holdout, resolve_stored, warn_fallback)
+from .images import DataError
+from .sources import CLASSES, decode, read_labels, source_kind, stored_splits, warn_skipped
+from .splits import (HOLDOUT, Resolved, check_name, holdout_mask, resolve_csv, resolve_holdout, resolve_stored,
+                     warn_fallback)
 
 CACHE_VERSION = 2  # 2: what a split skipped is cached with it
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, load_model
-from .data import CLASSES, atomic_write_bytes, cache_dir, file_key
+from .data import atomic_write_bytes, cache_dir, file_key
+from .sources import CLASSES
 
 TEACHER_BATCH = 512
 

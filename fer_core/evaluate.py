@@ -21,7 +21,9 @@ import torch
 from .checkpoint import CheckpointError, load_model
 from pathlib import Path
 
-from .data import CLASSES, IMAGE_EXTENSIONS, DataError, class_index, load_split
+from .data import load_split
+from .images import DataError
+from .sources import CLASSES, IMAGE_EXTENSIONS, class_index
 from .splits import SPLIT_NAMES
 from .inference import PRECISIONS, inference_precision, predict_logits
 from .audit import dedup_mask

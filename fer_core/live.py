@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .classify import classify_faces
-from .data import CLASSES
+from .sources import CLASSES
 from .faces import draw_faces, find_faces
 from .tracking import Smoother
 

@@ -2,7 +2,7 @@
 implementation behind `evaluate`, the dashboard's pages, the comparison and the report."""
 from __future__ import annotations
 
-from .data import CLASSES
+from .sources import CLASSES
 
 
 def metrics(y_true, y_pred, classes=CLASSES) -> dict:

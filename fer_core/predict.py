@@ -21,7 +21,7 @@ from pathlib import Path
 from . import video
 from .checkpoint import CheckpointError, load_model
 from .classify import classify_image
-from .data import CLASSES, IMAGE_EXTENSIONS
+from .sources import CLASSES, IMAGE_EXTENSIONS
 from .images import DataError
 from .paths import check_output_file, positive_float
 from .text import csv_writer, one_line

@@ -1,12 +1,12 @@
-"""Where saliency falls on the aligned FER2013 face: class-average maps and the share of saliency per face
-region (eyes and brows, nose, mouth, other)."""
+"""Where saliency falls on the aligned FER2013 face: the face regions (eyes and brows, nose, mouth, other) with
+their colours and outlines, class-average maps and the share of saliency per region."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import CLASSES
+from .sources import CLASSES
 from .saliency import attribute
 
 # Fixed regions on the aligned 48x48 FER2013 face, (row0, row1, col0, col1) half-open, read off the mean
@@ -17,6 +17,25 @@ REGIONS = {
     "nose": (23, 31, 17, 31),
     "mouth": (31, 42, 13, 35),
 }
+
+
+# each region's colour in the pages' outlines and charts ("other" too)
+REGION_COLORS = {"eyes_brows": (255, 80, 80), "nose": (80, 200, 80), "mouth": (80, 120, 255), "other": (150, 150, 150)}
+
+
+def region_hex() -> dict[str, str]:
+    """REGION_COLORS as '#rrggbb' strings, for chart libraries."""
+    return {k: "#%02x%02x%02x" % c for k, c in REGION_COLORS.items()}
+
+
+def region_image(face) -> np.ndarray:
+    """A gray face with the outlines of the saliency REGIONS drawn in color -> (48, 48, 3) uint8."""
+    img = np.repeat(np.clip(np.asarray(face, np.float64), 0, 255).astype(np.uint8)[..., None], 3, 2)
+    for name, (r0, r1, c0, c1) in REGIONS.items():
+        color = REGION_COLORS.get(name, (255, 255, 0))
+        img[r0, c0:c1] = img[r1 - 1, c0:c1] = color
+        img[r0:r1, c0] = img[r0:r1, c1 - 1] = color
+    return img
 
 
 @dataclass

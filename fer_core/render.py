@@ -1,14 +1,62 @@
 """What the Filters page (and the Saliency page's class averages) show, composed from fer_core results without
-Streamlit: one filter's kernel and top patches at a common size with their captions, a face of a split with its
-label, the mean face of each class. The image primitives (colormaps, mosaics) are in fer_core.interpret."""
+Streamlit: kernels and feature maps as mosaics, one filter's kernel and top patches at a common size with their
+captions, a face of a split with its label, the mean face of each class. The image primitives (colour maps,
+mosaics, labels) are in fer_core.draw."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import CLASSES
-from .interpret import TopPatches, filter_grid, upscale
+from .draw import colorize, labelled, mosaic, text_strip, upscale
+from .filters import TopPatches
+from .sources import CLASSES
+
+
+def filter_grid(weights, ncols: int = 8, scale: int = 12, numbered: bool = False, pad: int = 2) -> np.ndarray:
+    """First-layer kernels (F, kh, kw) -> one RGB mosaic, each kernel on a symmetric blue-white-red scale
+    (red excites, blue inhibits); `numbered` writes each kernel's index under it."""
+    tiles = []
+    for w in np.asarray(weights):
+        lim = max(abs(w).max(), 1e-12)
+        tiles.append(upscale(colorize(w, "bwr", -lim, lim), scale))
+    tiles = np.stack(tiles)
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
+
+
+def response_grid(responses, ncols: int = 8, scale: int = 2, cmap: str = "viridis", numbered: bool = False,
+                  pad: int = 2) -> np.ndarray:
+    """Feature maps (F, h, w) -> one RGB mosaic, each map on its own range; `numbered` as in filter_grid."""
+    tiles = np.stack([upscale(colorize(r, cmap), scale) for r in np.asarray(responses)])
+    if numbered:
+        tiles = labelled(tiles, range(len(tiles)))
+    return mosaic(tiles, ncols, pad=pad)
+
+
+def filter_rows(weights, patches, values=None, size: int = 48, pad: int = 6, label_width: int = 64) -> np.ndarray:
+    """One labelled row per filter: "filter i" on the left, its kernel, then its top patches, every tile
+    size x size (kernel and patches enlarged to the same size). weights (F, kh, kw), patches (F, k, P, P)
+    uint8 -> RGB image. values (F, k), if given, are written under the patches."""
+    from PIL import Image
+
+    weights, patches = np.asarray(weights), np.asarray(patches)
+    n, k = patches.shape[:2]
+
+    def fit(img):  # nearest-neighbour resize to size x size (kernels are 3x3, patches 9x9 or so)
+        return np.asarray(Image.fromarray(img).resize((size, size), Image.NEAREST))
+
+    rows = []
+    for i in range(n):
+        lim = max(abs(weights[i]).max(), 1e-12)
+        tiles = [fit(colorize(weights[i], "bwr", -lim, lim))]
+        tiles += [fit(np.repeat(p[..., None], 3, -1)) for p in patches[i]]
+        labels = ["kernel"] + ([f"{v:.2f}" for v in values[i]] if values is not None else [""] * k)
+        row = mosaic(labelled(np.stack(tiles), labels), k + 1, pad=pad)
+        name = text_strip(f"filter {i}", label_width, row.shape[0], align="left")
+        rows.append(np.concatenate([name, row], 1))
+    return mosaic(np.stack(rows), 1, pad=pad)
 
 
 @dataclass

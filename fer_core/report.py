@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, ablation, interpret
+from . import __version__, ablation, draw, filters, interpret, render
 from . import splits as splits_mod
 from .checkpoint import CheckpointError, load_model
 from .config import options
-from .data import DataError, atomic_write_bytes, load_split
+from .data import atomic_write_bytes, load_split
+from .images import DataError
 from .metrics import metrics as eval_metrics
 from .inference import inference_precision
 from .models import layer_table
@@ -233,12 +234,12 @@ def saliency_section(model, prep, faces, preds, picks) -> Section:
     rows = []
     for j, i in enumerate(picks):
         t = int(targets[j])
-        figs = [Figure(png(interpret.upscale(x[j], 3)), f"#{i}: {classes[int(faces.y[i])]}, predicted {classes[t]} "
+        figs = [Figure(png(draw.upscale(x[j], 3)), f"#{i}: {classes[int(faces.y[i])]}, predicted {classes[t]} "
                        f"({preds.confidence[i]:.0%})")]
         for method, smaps in maps.items():
             tr = trust(model, prep, x[j], t, method, smap=smaps[j])
             ok = "passed" if tr["sanity_passed"] else "failed"
-            figs.append(Figure(png(interpret.overlay(x[j], smaps[j], scale=3)),
+            figs.append(Figure(png(draw.overlay(x[j], smaps[j], scale=3)),
                                f"{METHOD_NAMES[method]}: trust {tr['score']:+.3f}, sanity {tr['sanity_spearman']:.2f} {ok}"))
             rows.append([f"#{i}", METHOD_NAMES[method], f"{tr['deletion_gain']:+.3f}", f"{tr['insertion_gain']:+.3f}",
                          f"{tr['score']:+.3f}", f"{tr['sanity_spearman']:.2f}", ok])
@@ -250,7 +251,7 @@ def saliency_section(model, prep, faces, preds, picks) -> Section:
 def filters_section(model, prep, faces, k: int) -> Section:
     s = Section("filters", "6. Filters of the first two conv layers")
     try:
-        convs = interpret.conv_layers(model)
+        convs = filters.conv_layers(model)
     except ValueError as e:
         convs, why = [], str(e)
     if not convs:
@@ -258,18 +259,18 @@ def filters_section(model, prep, faces, k: int) -> Section:
         return s
     face, label = faces.x[k], model.classes[int(faces.y[k])]
     s.blocks.append(f"Responses to face #{k} ({label}), drawn at random (seeded).")
-    s.blocks.append(Figure(png(interpret.upscale(face, 3)), f"#{k}: {label}"))
+    s.blocks.append(Figure(png(draw.upscale(face, 3)), f"#{k}: {label}"))
     for layer in range(min(2, len(convs))):
-        w = interpret.filter_weights(model, layer)
-        resp = interpret.filter_responses(model, prep, face, layer=layer)
+        w = filters.filter_weights(model, layer)
+        resp = filters.filter_responses(model, prep, face, layer=layer)
         conv = model.features[convs[layer]]
         mean = f", each averaged over its {conv.in_channels} input channels" if conv.in_channels > 1 else ""
         s.blocks.append([
-            Figure(png(interpret.filter_grid(w, ncols=16, scale=10, numbered=True, pad=4)),
+            Figure(png(render.filter_grid(w, ncols=16, scale=10, numbered=True, pad=4)),
                    f"conv {layer + 1} (features.{convs[layer]}): {len(w)} filters {w.shape[1]}x{w.shape[2]}{mean}; "
                    "red excites, blue inhibits"),
-            Figure(png(interpret.response_grid(resp, ncols=16, scale=max(1, 48 // resp.shape[1]), numbered=True,
-                                               pad=3)),
+            Figure(png(render.response_grid(resp, ncols=16, scale=max(1, 48 // resp.shape[1]), numbered=True,
+                                            pad=3)),
                    f"conv {layer + 1}: {len(resp)} feature maps {resp.shape[1]}x{resp.shape[2]} of face #{k}, "
                    "after the activation, each on its own range")])
     return s

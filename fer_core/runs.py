@@ -2,8 +2,7 @@
 
 A run is a directory under a runs folder; its files (fer_core.runfiles) are the single source of truth, so a run
 survives a page refresh and a dashboard restart. This module controls the trainer processes; what the files say
-about a run (the Run view, its effective state, time left) is fer_core.runstate, re-exported here with the device
-helpers (fer_core.devices), so `runs.` is the one name the pages need.
+about a run (the Run view, its effective state, time left) is fer_core.runstate, the devices fer_core.devices.
 
 `launch()` starts `python -m fer_core.train ...` as a separate process in a new session; `stop()` sends SIGTERM
 to its process group (the trainer saves last.pt and writes state "stopped"); `resume()` continues from last.pt.
@@ -25,14 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import TrainConfig, config_from_dict
-from .data import DataError, atomic_write_bytes, resolve_split, source_kind
-from .devices import available_devices, check_device, device_description  # noqa: F401
-from .runfiles import run_name_problem
-from .runfiles import (LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir,  # noqa: F401
-                       log_tail, now_iso, read_config, read_metrics, run_base_name, tail, write_json)
-from .runstate import (ACTIVE_STATES, STATES, Run, active_runs, effective_state, estimate_from_past_runs,  # noqa: F401
-                       eta_from_progress, eta_seconds, format_seconds, list_runs, pid_alive, process_alive,
-                       read_run)
+from .data import atomic_write_bytes, resolve_split
+from .devices import check_device
+from .images import DataError
+from .runfiles import (LAUNCH_FILE, OUTPUT_LOG, STATUS_FILE, STOP_FILE, is_run_dir, log_tail, now_iso, run_base_name,
+                       run_name_problem, write_json)
+from .runstate import Run, process_alive, read_run
+from .sources import source_kind
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds fer_core/
 

@@ -25,7 +25,8 @@ from . import __version__
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distill import teacher_targets
-from .data import CLASSES, load_split, skipped_note
+from .data import load_split
+from .sources import CLASSES, skipped_note
 from .devices import setup_training_device
 from .models import count_parameters, create_model
 from .preprocess import Preprocess, fit_normalization

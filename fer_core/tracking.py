@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import CLASSES
+from .sources import CLASSES
 
 UNCERTAIN = "uncertain"
 

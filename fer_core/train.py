@@ -20,7 +20,8 @@ import torch
 
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shape_mismatch
 from .config import TrainConfig, load_config, options, parse_json_object
-from .data import DataError, load_split
+from .data import load_split
+from .images import DataError
 from .devices import dist_info, resolve_device
 from .distill import batch_targets
 from .runfiles import BEST_FILE, LAST_FILE, METRICS_FILE, RUN_CONFIG, STATUS_FILE, append_jsonl, now_iso, read_json

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import HOLDOUT, DataError, holdout_mask
+from .images import DataError
+from .splits import HOLDOUT, holdout_mask
 
 
 MIN_TRAIN_FACES = 8  # fewer cannot fit a normalization or a batch-norm statistic worth the name

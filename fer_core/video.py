@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import CLASSES, IMAGE_EXTENSIONS, DataError
+from .images import DataError
+from .sources import CLASSES, IMAGE_EXTENSIONS
 from .classify import classify_faces
 from .faces import draw_faces, find_faces
 from .text import csv_writer, one_line

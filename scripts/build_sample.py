@@ -17,7 +17,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_core.data import CLASSES, atomic_write_bytes, open_image, to_face48  # noqa: E402
+from fer_core.data import atomic_write_bytes  # noqa: E402
+from fer_core.images import open_image, to_face48  # noqa: E402
+from fer_core.sources import CLASSES  # noqa: E402
 from fer_core.images import DataError  # noqa: E402
 from fer_core.paths import check_output_file  # noqa: E402
 

@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import fer_core
-from fer_core import runs
+from fer_core import runfiles, runs, runstate
 from tests.conftest import shown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_train_refuses_a_source_without_train_split_and_offers_only_real_devices
     at.button(key="FormSubmitter:train_form-Launch run").click().run()
     no_exception(at)
     assert any("must be a JSON object" in e for e in texts(at, "error"))
-    assert runs.list_runs(runs_dir) == []
+    assert runstate.list_runs(runs_dir) == []
     assert any("No runs yet" in i for i in texts(at, "info"))
 
 
@@ -236,7 +236,7 @@ def test_every_field_set_in_the_form_reaches_the_run_config(app, runs_dir, synth
     at.text_input(key="tr_name").input("every-field")
     launch(at)
     run = runs_dir / "every-field"
-    assert runs.wait(run, timeout=120).state == "completed", runs.log_tail(run)
+    assert runs.wait(run, timeout=120).state == "completed", runfiles.log_tail(run)
     hp = json.loads((run / "config.json").read_text())["hyperparameters"]
     for f in fields(TrainConfig):
         assert hp[f.name] == requested[f.name], f.name
@@ -249,20 +249,20 @@ def test_train_stop_resume_buttons_and_delete(app, runs_dir, synth_npz):
     launch(at)
     poll(at, lambda a: ":blue-badge[running]" in run_badge(a), what="the run to start")
     # stop once an epoch has been saved (last.pt), so Resume has something to resume from
-    poll(at, lambda a: runs.read_run(runs_dir / "long").epoch >= 1, what="the first epoch")
+    poll(at, lambda a: runstate.read_run(runs_dir / "long").epoch >= 1, what="the first epoch")
     at.button(key="tr_stop").click().run()
     no_exception(at)
     poll(at, lambda a: ":orange-badge[stopped]" in run_badge(a), what="the run to stop")
-    r = runs.read_run(runs_dir / "long")
+    r = runstate.read_run(runs_dir / "long")
     assert r.state == "stopped" and 1 <= r.epoch < 200 and r.resumable
     assert at.dataframe[0].value.set_index("run").loc["long", "state"] == "stopped"
     # Resume, clicked: the same run trains on from its checkpoint, not from epoch 0
     stopped_at = r.epoch
     at.button(key="tr_resume").click().run()
     no_exception(at)
-    poll(at, lambda a: runs.read_run(runs_dir / "long").epoch > stopped_at, timeout=120,
+    poll(at, lambda a: runstate.read_run(runs_dir / "long").epoch > stopped_at, timeout=120,
          what="the resumed run's next epoch")
-    epochs = [m["epoch"] for m in runs.read_metrics(runs_dir / "long")]
+    epochs = [m["epoch"] for m in runfiles.read_metrics(runs_dir / "long")]
     assert epochs == list(range(1, len(epochs) + 1)), epochs  # one history, continued: no epoch repeated
     at.button(key="tr_stop").click().run()
     poll(at, lambda a: ":orange-badge[stopped]" in run_badge(a), what="the resumed run to stop")
@@ -311,7 +311,7 @@ def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, 
     at.text_input(key="tr_name").input("qc")
     launch(at)
     poll(at, lambda a: ":green-badge[completed]" in run_badge(a), timeout=240, what="the quick check")
-    r = runs.read_run(runs_dir / "qc")
+    r = runstate.read_run(runs_dir / "qc")
     assert r.config["data"]["source"] == str(sample.resolve()) and r.config["data"]["train_size"] == 1201
     assert r.config["data"]["val_size"] == 656 and r.hyperparameters["model"] == "mini_cnn"
     # the next estimate is measured from this run
@@ -345,7 +345,7 @@ def test_data_paths_are_remembered_across_sessions(runs_dir, synth_npz, user_set
     assert again.text_input(key="tr_data").value.endswith("fer2013_sample.npz")  # the quick check's data
     again.button(key="tr_preset_best").click().run()
     assert again.text_input(key="tr_data").value == str(synth_npz)  # full recipes start on the full data
-    runs.wait(next(iter(runs.list_runs(runs_dir))).path, timeout=120)
+    runs.wait(next(iter(runstate.list_runs(runs_dir))).path, timeout=120)
 
 
 def agree(at):
@@ -365,7 +365,7 @@ def agree(at):
 def stop_runs_after(runs_dir):
     """A long run must not outlive its test, even a failed one."""
     yield
-    for r in runs.list_runs(runs_dir):
+    for r in runstate.list_runs(runs_dir):
         if r.active:
             runs.stop(r.path)
             runs.wait(r.path, timeout=60)
@@ -385,7 +385,7 @@ def test_picker_panel_and_table_agree_at_every_poll_and_resume_is_quiet(app, run
     states = [agree(at)]
     in_epoch = False
     end = time.time() + 120
-    while time.time() < end and not (in_epoch and runs.read_run(runs_dir / "agree").epoch >= 1):
+    while time.time() < end and not (in_epoch and runstate.read_run(runs_dir / "agree").epoch >= 1):
         time.sleep(0.4)
         at.run()
         no_exception(at)
@@ -396,7 +396,7 @@ def test_picker_panel_and_table_agree_at_every_poll_and_resume_is_quiet(app, run
     assert "images/s" in bar and "ETA" in bar and "elapsed" in bar
     at.button(key="tr_stop").click().run()
     poll(at, lambda a: agree(a) == "stopped", what="the run to stop")
-    if not runs.read_run(runs_dir / "agree").resumable:
+    if not runstate.read_run(runs_dir / "agree").resumable:
         return
     at.button(key="tr_resume").click().run()
     no_exception(at)
@@ -503,7 +503,7 @@ def test_report_ablations_preset_launches_three_grouped_runs_and_home_reports_th
     names = ["abl-full", "abl-no-normalization", "abl-no-augmentation"]
     assert any(f"Launched {', '.join(names)}" in s for s in texts(at, "success"))
     for n in names:
-        assert runs.wait(runs_dir / n, timeout=240).state == "completed", runs.log_tail(runs_dir / n)
+        assert runs.wait(runs_dir / n, timeout=240).state == "completed", runfiles.log_tail(runs_dir / n)
     hp = {n: json.loads((runs_dir / n / "config.json").read_text())["hyperparameters"] for n in names}
     assert hp["abl-no-normalization"] == {**hp["abl-full"], "normalize": "none"}
     assert hp["abl-no-augmentation"] == {**hp["abl-full"], "augment": False}
@@ -519,7 +519,7 @@ def test_report_ablations_preset_launches_three_grouped_runs_and_home_reports_th
     no_exception(at)
     assert len(at.get("download_button")) == 1
     html = at.session_state["home_report_html"][1].decode()
-    best = {n: runs.read_run(runs_dir / n).best_val_acc for n in names}
+    best = {n: runstate.read_run(runs_dir / n).best_val_acc for n in names}
     assert f"<td>{best['abl-no-normalization']:.4f} (abl-no-normalization)</td><td>{best['abl-full']:.4f} (abl-full)" \
            "</td>" in html
     assert f"<td>{best['abl-no-augmentation']:.4f} (abl-no-augmentation)</td>" in html and "missing" not in html

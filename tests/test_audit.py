@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from fer_core import audit
-from fer_core.data import CLASSES, load_split
+from fer_core.data import load_split
+from fer_core.sources import CLASSES
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "samples" / "fer2013_sample.npz"

@@ -14,7 +14,8 @@ from scipy import stats
 
 from fer_core import compare
 from fer_core.checkpoint import read_checkpoint, save_checkpoint
-from fer_core.data import CLASSES, load_split
+from fer_core.data import load_split
+from fer_core.sources import CLASSES
 from tests.conftest import ROOT
 
 

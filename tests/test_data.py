@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import CLASSES, DataError, class_counts, load_split, open_image, to_face48, to_gray
+from fer_core.data import class_counts, load_split
+from fer_core.images import DataError, open_image, to_face48, to_gray
+from fer_core.sources import CLASSES
 from tests.conftest import synthetic_faces
 
 USAGE = ["Training"] * 14 + ["PublicTest"] * 7 + ["PrivateTest"] * 7

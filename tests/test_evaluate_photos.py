@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import CLASSES
+from fer_core.sources import CLASSES
 from fer_core.evaluate import evaluate_photos, main, photo_labels
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]

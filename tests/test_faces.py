@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import to_face48
+from fer_core.images import to_face48
 from fer_core.faces import (MIN_SIDE, YUNET_SCORE, NoFaceError, crop_aligned, crop_face, detect_yunet,
                             draw_faces, find_faces, is_tight_crop)
 from fer_core.tracking import iou
@@ -84,7 +84,7 @@ def test_image_modes(mode):
 
 def test_exif_rotated_photo(tmp_path):
     """A phone photo stored sideways with EXIF orientation 6 (rotate 90 CW to view) is found upright."""
-    from fer_core.data import open_image
+    from fer_core.images import open_image
 
     img, boxes, _ = compose_photo()
     stored = img.transpose(Image.Transpose.ROTATE_90)  # what the sensor wrote
@@ -285,7 +285,7 @@ def test_yunet_no_false_positives_on_face_free_pictures():
     threshold applies): no face. Highest YuNet score among them: coffee 0.63 (threshold 0.7)."""
     import cv2
 
-    from fer_core.data import to_gray
+    from fer_core.images import to_gray
 
     skdata = pytest.importorskip("skimage.data")
     for name in ["coffee", "rocket", "chelsea", "hubble_deep_field", "brick", "grass", "moon", "page", "horse"]:

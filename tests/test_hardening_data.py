@@ -16,7 +16,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import fer_core.sources as sources
-from fer_core.data import DataError, SkippedDataWarning, check_data_source, load_split, open_image, source_kind
+from fer_core.data import check_data_source, load_split
+from fer_core.images import DataError, open_image
+from fer_core.sources import SkippedDataWarning, source_kind
 from tests.conftest import ROOT, synthetic_faces
 from tests.test_cli_errors import one_line_error, run
 

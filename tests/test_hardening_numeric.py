@@ -99,7 +99,7 @@ def test_evaluate_refuses_nan_checkpoint(tiny_checkpoint, synth_npz, tmp_path):
 def test_lr_1e6_stops_the_run_as_diverged_with_finite_checkpoints(synth_npz, tmp_path):
     """--lr 1e6 made NaN losses and the run ended 'completed' with best val acc 0.13: it stops 'diverged', says so
     on one line, and its last.pt and best.pt hold finite weights that load."""
-    from fer_core import runs
+    from fer_core import runstate
 
     r = run("fer_core.train", "--data", synth_npz, "--model", "mini_cnn", "--model-args", '{"width": 8}',
             "--epochs", "4", "--batch-size", "32", "--optimizer", "sgd", "--lr", "1e6", "--max-train-samples", "200",
@@ -107,7 +107,7 @@ def test_lr_1e6_stops_the_run_as_diverged_with_finite_checkpoints(synth_npz, tmp
     assert r.returncode == 1, (r.returncode, r.stderr[-1500:])
     lines = [l for l in r.stderr.strip().splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and "diverged" in lines[0] and "Traceback" not in r.stderr, r.stderr
-    state = runs.read_run(tmp_path / "nan")
+    state = runstate.read_run(tmp_path / "nan")
     assert state.state == "diverged" and "diverged" in state.error and not state.active
     assert all(m["train_loss"] == m["train_loss"] for m in state.metrics)  # no NaN line was logged
     for f in ("last.pt", "best.pt"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core import runs
+from fer_core import runstate
 from fer_core.text import csv_safe, md, plot_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +54,11 @@ def write_run(root: Path, name: str, files: dict) -> Path:
 
 @pytest.mark.parametrize("name, files, needle", BAD_RUNS, ids=[b[0] for b in BAD_RUNS])
 def test_bad_run_file_is_named_not_raised(tmp_path, name, files, needle):
-    r = runs.read_run(write_run(tmp_path, name, files))
+    r = runstate.read_run(write_run(tmp_path, name, files))
     assert needle in r.unreadable, r.unreadable
     # every accessor the pages use answers (None or a default) instead of raising
     r.summary(), r.epochs, r.epoch, r.best_val_acc, r.duration, r.eta, r.progress, r.hyperparameters, r.error
-    assert runs.list_runs(tmp_path)[0].name == name
+    assert runstate.list_runs(tmp_path)[0].name == name
 
 
 def test_train_page_lists_bad_runs_as_unreadable_and_deletes_them(tmp_path, monkeypatch):
@@ -93,7 +93,7 @@ def test_resume_keeps_going_past_a_garbage_metrics_line(tmp_path, synth_npz):
     cfg = TrainConfig(data=str(synth_npz), model="mini_cnn", model_args={"width": 8}, epochs=3, batch_size=32,
                       max_train_samples=100, augment=False, normalize="global", device="cpu", seed=0)
     run = train(cfg, out_dir=str(tmp_path), run_dir="r", callback=lambda m: m["epoch"] >= 1)  # stops after 1
-    assert runs.read_run(run).state == "stopped" and runs.read_run(run).epoch == 1
+    assert runstate.read_run(run).state == "stopped" and runstate.read_run(run).epoch == 1
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     with open(run / "metrics.jsonl", "a") as f:
         f.write("this is not json\n{\"epoch\": \"two\"}\n")
@@ -101,7 +101,7 @@ def test_resume_keeps_going_past_a_garbage_metrics_line(tmp_path, synth_npz):
                        text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["state"] == "completed"
-    assert [m["epoch"] for m in runs.read_run(run).metrics] == [1, 2, 3]
+    assert [m["epoch"] for m in runstate.read_run(run).metrics] == [1, 2, 3]
     assert "2 lines of metrics.jsonl skipped" in (run / "train.log").read_text()
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import CLASSES, class_counts, load_split, resolve_split
+from fer_core.data import class_counts, load_split, resolve_split
+from fer_core.sources import CLASSES
 from fer_core.splits import HOLDOUT_FRACTION, holdout_mask, label
 from tests.conftest import synthetic_faces, write_npz
 

@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 import fer_core.data as data
 import fer_core.sources as sources
-from fer_core.data import DataError, check_data_source, load_split, open_image, to_gray
+from fer_core.data import check_data_source, load_split
+from fer_core.images import DataError, open_image, to_gray
 from fer_core.predict import expand_paths
 from tests.conftest import ROOT
 

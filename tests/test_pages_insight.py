@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_common
 from fer_core import audit, compare, embeddings, interpret, load_model, load_split
-from fer_core.data import CLASSES
+from fer_core.sources import CLASSES
 from tests.conftest import ROOT, shown
 
 SAMPLE = str(ROOT / "samples" / "fer2013_sample.npz")

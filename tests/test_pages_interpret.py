@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT  # noqa: E402
 
 import app_common  # noqa: E402
-from fer_core import interpret, load_model, load_split  # noqa: E402
+from fer_core import interpret, load_model, load_split, regions, sources  # noqa: E402
 from tests.conftest import shown
 
 
@@ -125,16 +125,16 @@ def test_saliency_page_upload_and_class_averages(page, preds, synth_npz):
     assert not at.image  # nothing uploaded yet: no face, but the class averages still work
     ok(at.toggle(key="avg_on").set_value(True).run())
     ok(at.slider(key="avg_per_class").set_value(5).run())
-    regions = at.dataframe[0].value
-    assert list(regions.columns) == ["eyes_brows", "nose", "mouth", "other"] and len(regions) == 8
-    np.testing.assert_allclose(regions.sum(1), 1, rtol=1e-4)
+    shares = at.dataframe[0].value
+    assert list(shares.columns) == ["eyes_brows", "nose", "mouth", "other"] and len(shares) == 8
+    np.testing.assert_allclose(shares.sum(1), 1, rtol=1e-4)
     assert len([im for im in at.image if "(n=5)" in im.captions[0]]) == 7
     # the bars: classes in FER order (as every table), regions in the region diagram's colours
     import json
 
     spec = json.loads(next(c for c in at.get("plotly_chart") if "region" in c.proto.spec).proto.spec)
-    assert spec["layout"]["xaxis"]["categoryarray"] == list(interpret.CLASSES)
-    assert {t["name"]: t["marker"]["color"] for t in spec["data"]} == interpret.region_hex()
+    assert spec["layout"]["xaxis"]["categoryarray"] == list(sources.CLASSES)
+    assert {t["name"]: t["marker"]["color"] for t in spec["data"]} == regions.region_hex()
     ok(at.toggle(key="avg_on").set_value(False).run())
 
     ok(at.file_uploader(key="sal_upload").set_value(("notes.png", b"this is not an image", "image/png")).run())
@@ -233,7 +233,7 @@ def test_pages_explain_a_model_without_conv_layers(page, synth_npz, tmp_path, mo
     ckpt = tmp_path / "mlp.pt"
     save_checkpoint({"format_version": 1, "model_name": "mlp_probe", "model_args": {}, "state_dict": net.state_dict(),
                      "normalization": fit_normalization(load_split(synth_npz, "test").x, "global"),
-                     "classes": list(interpret.CLASSES)}, ckpt)
+                     "classes": list(sources.CLASSES)}, ckpt)
     at = ok(page("saliency", active_checkpoint=str(ckpt)))
     assert any("Grad-CAM needs a convolutional layer" in e.value for e in at.error)
     assert [m.label for m in at.metric].count("Faithfulness") >= 1  # the vanilla gradient still works
@@ -258,7 +258,7 @@ def other_checkpoint(synth_npz, tmp_path_factory):
 def labels_of(ckpt, synth_npz):
     model, prep = load_model(ckpt)
     p = interpret.predictions(model, prep, load_split(synth_npz, "test"), cache=False)
-    return p, {k: f"#{k} · true {interpret.CLASSES[t]} · pred {interpret.CLASSES[q]} {p.probs[k, q]:.2f} "
+    return p, {k: f"#{k} · true {sources.CLASSES[t]} · pred {sources.CLASSES[q]} {p.probs[k, q]:.2f} "
                   + ("✓" if q == t else "✗") for k, (t, q) in enumerate(zip(p.true, p.pred))}
 
 

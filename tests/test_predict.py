@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from fer_core.checkpoint import load_model
-from fer_core.data import CLASSES
+from fer_core.sources import CLASSES
 from fer_core.classify import classify_image
 from fer_core.face_saliency import face_saliency
 from fer_core.live import LiveClassifier, LiveState

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fer_core import render
-from fer_core.interpret import TopPatches
+from fer_core.filters import TopPatches
 
 
 def hand_top():

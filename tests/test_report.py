@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import synthetic_faces, write_npz  # noqa: E402
 
-from fer_core import ablation, load_model, load_split, report, runs  # noqa: E402
+from fer_core import ablation, load_model, load_split, report, runfiles, runs, runstate  # noqa: E402
 from fer_core.evaluate import evaluate  # noqa: E402
 from fer_core.models import count_parameters, create_model, layer_table  # noqa: E402
 
@@ -100,12 +100,12 @@ def ablation_runs(synth_npz, tmp_path_factory):
     made = ablation.launch({**TINY, "data": str(synth_npz)}, root, group="abl")
     assert [p.name for p in made] == ["abl-full", "abl-no-normalization", "abl-no-augmentation"]
     for p in made:
-        assert runs.wait(p, timeout=240).state == "completed", runs.log_tail(p)
+        assert runs.wait(p, timeout=240).state == "completed", runfiles.log_tail(p)
     return made
 
 
 def test_ablation_runs_share_seed_budget_and_data(ablation_runs):
-    hps = [runs.read_run(p).hyperparameters for p in ablation_runs]
+    hps = [runstate.read_run(p).hyperparameters for p in ablation_runs]
     assert [h["normalize"] for h in hps] == ["global", "none", "global"]
     assert [h["augment"] for h in hps] == [True, True, False]
     for h in hps[1:]:
@@ -132,12 +132,12 @@ def test_report_has_every_section_with_the_dashboards_numbers(tiny_report, synth
     total = count_parameters(create_model("mini_cnn", width=8))
     assert f"<td>Total params</td><td></td><td>{total:,}</td>" in html
     # 2. the run's own config and curves, and a sentence from its numbers
-    last = runs.read_run(ckpt.parent).metrics[-1]
+    last = runstate.read_run(ckpt.parent).metrics[-1]
     assert "Run abl-full (completed, 2 of 2 epochs" in html
     assert f"At epoch 2 training accuracy is {last['train_acc']:.4f} and validation accuracy {last['val_acc']:.4f}" in html
     assert "<td>max_train_samples</td><td>140</td>" in html
     # 3. Table 1 from the three runs: each accuracy is the run's best, as the Train page shows it
-    best = {p.name: runs.read_run(p).best_val_acc for p in ablation.group_runs(ckpt.parent)}
+    best = {p.name: runstate.read_run(p).best_val_acc for p in ablation.group_runs(ckpt.parent)}
     assert f"<td>{best['abl-no-normalization']:.4f} (abl-no-normalization)</td><td>{best['abl-full']:.4f} (abl-full)" in html
     assert f"<td>{best['abl-no-augmentation']:.4f} (abl-no-augmentation)</td>" in html
     assert "missing" not in html and "0.60 -&gt; 0.65" in html

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import non_default_config, synthetic_faces, write_npz
-from fer_core import runs
+from fer_core import devices, runfiles, runs, runstate
 from fer_core.config import TrainConfig, save_config
 from fer_core.recipes import RECIPES, recipe_config
 from fer_core.train import build_parser, config_from_args
@@ -68,11 +68,11 @@ def test_every_field_travels_from_launch_to_the_run_config(tmp_path, synth_npz):
     requested = non_default_config(synth_npz)
     run = runs.launch(requested, tmp_path, name="all")
     r = runs.wait(run, timeout=120)
-    assert r.state == "completed", runs.log_tail(run)
+    assert r.state == "completed", runfiles.log_tail(run)
     hp = json.loads((run / "config.json").read_text())["hyperparameters"]
     for f in fields(TrainConfig):
         assert hp[f.name] == requested[f.name], f.name
-    assert "--config" in json.loads((run / runs.LAUNCH_FILE).read_text())["argv"]
+    assert "--config" in json.loads((run / runfiles.LAUNCH_FILE).read_text())["argv"]
 
 
 @pytest.mark.parametrize("bad,needle", [({"val_split": "nope"}, "--val-split must be one of"),
@@ -100,29 +100,29 @@ def test_bad_options_and_missing_gpu_are_refused_without_a_run(tmp_path, synth_n
     if not torch.cuda.is_available():
         with pytest.raises(runs.LaunchError, match="CUDA GPU was requested"):
             runs.launch(tiny(synth_npz, device="cuda"), tmp_path)
-        assert runs.check_device("cuda:0") is not None
-    assert runs.check_device("cpu") is None and runs.check_device("auto") is None
-    assert "cpu" in runs.available_devices()
+        assert devices.check_device("cuda:0") is not None
+    assert devices.check_device("cpu") is None and devices.check_device("auto") is None
+    assert "cpu" in devices.available_devices()
     assert list(tmp_path.iterdir()) == []  # nothing was created, nothing was started
 
 
 def test_launch_runs_in_its_own_process_and_completes(tmp_path, synth_npz):
     run = runs.launch(tiny(synth_npz), tmp_path, name="quick")
     assert run == tmp_path / "quick"
-    first = runs.read_run(run)
+    first = runstate.read_run(run)
     assert first.state in ("queued", "running") and first.active
-    launch = json.loads((run / runs.LAUNCH_FILE).read_text())
+    launch = json.loads((run / runfiles.LAUNCH_FILE).read_text())
     assert launch["pid"] != os.getpid() and os.getpgid(launch["pid"]) == launch["pid"]  # its own session
     r = runs.wait(run, timeout=120)
-    assert r.state == "completed", runs.log_tail(run)
+    assert r.state == "completed", runfiles.log_tail(run)
     assert [m["epoch"] for m in r.metrics] == [1, 2]
     assert r.epoch == r.epochs == 2 and r.eta is None and r.duration > 0
     assert r.best_checkpoint == run / "best.pt" and r.best_val_acc == max(m["val_acc"] for m in r.metrics)
     assert r.hyperparameters["model_args"] == {"width": 8} and r.config["data"]["train_size"] == 140
     assert r.status["pid"] == launch["pid"]
-    assert "completed 2 epochs" in runs.log_tail(run)
-    wait_for(lambda: not runs.pid_alive(launch["pid"]), 10, "the trainer to be reaped")
-    assert [x.name for x in runs.list_runs(tmp_path)] == ["quick"]
+    assert "completed 2 epochs" in runfiles.log_tail(run)
+    wait_for(lambda: not runstate.pid_alive(launch["pid"]), 10, "the trainer to be reaped")
+    assert [x.name for x in runstate.list_runs(tmp_path)] == ["quick"]
     with pytest.raises(runs.LaunchError, match="already exists"):
         runs.launch(tiny(synth_npz), tmp_path, name="quick")
     with pytest.raises(runs.LaunchError, match="already completed"):
@@ -131,21 +131,21 @@ def test_launch_runs_in_its_own_process_and_completes(tmp_path, synth_npz):
 
 def test_stop_saves_and_resume_continues(tmp_path, synth_npz):
     run = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="long")
-    wait_for(lambda: runs.read_run(run).epoch >= 1, 90, "the first epoch")
+    wait_for(lambda: runstate.read_run(run).epoch >= 1, 90, "the first epoch")
     assert runs.stop(run)
     r = runs.wait(run, timeout=60)
     assert r.state == "stopped" and 1 <= r.epoch < 40 and r.resumable
     assert not runs.stop(run)  # nothing left to stop
     stopped_at = r.epoch
     runs.resume(run)
-    assert runs.read_run(run).active
-    wait_for(lambda: runs.read_run(run).epoch > stopped_at, 90, "an epoch after resuming")
+    assert runstate.read_run(run).active
+    wait_for(lambda: runstate.read_run(run).epoch > stopped_at, 90, "an epoch after resuming")
     runs.stop(run)
     r = runs.wait(run, timeout=60)
     assert r.state == "stopped"
     epochs = [m["epoch"] for m in r.metrics]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped_at  # continued, not restarted
-    assert "resumed from epoch" in runs.log_tail(run, 200)
+    assert "resumed from epoch" in runfiles.log_tail(run, 200)
 
 
 def test_stop_right_after_launch_is_stopped_not_stale(tmp_path, synth_npz):
@@ -159,11 +159,11 @@ def test_stop_right_after_launch_is_stopped_not_stale(tmp_path, synth_npz):
 def test_two_runs_at_once_and_a_killed_run_turns_stale(tmp_path, synth_npz):
     a = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="a")
     b = runs.launch(tiny(synth_npz, epochs=40), tmp_path, name="b")
-    wait_for(lambda: [r.state for r in runs.list_runs(tmp_path)] == ["running", "running"], 60, "both runs running")
+    wait_for(lambda: [r.state for r in runstate.list_runs(tmp_path)] == ["running", "running"], 60, "both runs running")
     runs.stop(a)
     assert runs.wait(a, timeout=60).state == "stopped"
     # b dies without a word (kill -9, out of memory): it must not show "running" forever
-    pid = runs.read_run(b).status["pid"]
+    pid = runstate.read_run(b).status["pid"]
     os.killpg(pid, signal.SIGKILL)
     r = runs.wait(b, timeout=30)
     assert r.state == "stale" and f"process {pid} is no longer running" in r.reason
@@ -196,13 +196,13 @@ def test_dead_or_foreign_process_is_stale_not_running(tmp_path):
 
     host = socket.gethostname()
     dead = _fake_run(tmp_path, "dead", pid=_dead_pid(), host=host)
-    r = runs.read_run(dead)
+    r = runstate.read_run(dead)
     assert r.state == "stale" and "no longer running" in r.reason and not r.active
     # a live pid that is not a trainer (pid reused by another program) is not taken for the run
-    assert runs.read_run(_fake_run(tmp_path, "reused", pid=os.getpid(), host=host)).state == "stale"
-    other = runs.read_run(_fake_run(tmp_path, "elsewhere", pid=os.getpid(), host=host + "-other"))
+    assert runstate.read_run(_fake_run(tmp_path, "reused", pid=os.getpid(), host=host)).state == "stale"
+    other = runstate.read_run(_fake_run(tmp_path, "elsewhere", pid=os.getpid(), host=host + "-other"))
     assert other.state == "stale" and "host" in other.reason
-    assert runs.read_run(_fake_run(tmp_path, "done", state="completed", pid=_dead_pid())).state == "completed"
+    assert runstate.read_run(_fake_run(tmp_path, "done", state="completed", pid=_dead_pid())).state == "completed"
     assert runs.stop(dead) is False
 
 
@@ -211,16 +211,16 @@ def test_resuming_a_gpu_run_on_a_machine_without_gpu_is_refused_clearly(tmp_path
     run = _fake_run(tmp_path, "gpu-run", state="stopped")
     (run / "config.json").write_text(json.dumps({"hyperparameters": {**TINY, "data": "x.npz", "device": "cuda"}}))
     (run / "last.pt").write_bytes(b"")
-    assert runs.read_run(run).resumable
+    assert runstate.read_run(run).resumable
     with pytest.raises(runs.LaunchError, match="resume it with device='cpu'"):
         runs.resume(run)
-    assert runs.read_run(run).state == "stopped"  # untouched
+    assert runstate.read_run(run).state == "stopped"  # untouched
 
 
 def test_zombie_is_not_alive():
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        wait_for(lambda: not runs.pid_alive(p.pid), 20, "the child to exit")  # exited but not yet reaped
+        wait_for(lambda: not runstate.pid_alive(p.pid), 20, "the child to exit")  # exited but not yet reaped
     finally:
         p.wait()
 
@@ -233,7 +233,7 @@ def test_delete_run(tmp_path):
     assert not done.exists()
     spawning = tmp_path / "spawning"  # launched a moment ago, pid not recorded yet: counts as active
     spawning.mkdir()
-    (spawning / runs.LAUNCH_FILE).write_text(json.dumps({"launched": runs.now_iso(), "pid": None}))
+    (spawning / runfiles.LAUNCH_FILE).write_text(json.dumps({"launched": runfiles.now_iso(), "pid": None}))
     (spawning / "status.json").write_text(json.dumps({"state": "queued"}))
     with pytest.raises(runs.LaunchError, match="stop it"):
         runs.delete_run(spawning, tmp_path)
@@ -265,16 +265,16 @@ def test_bad_run_names_are_refused_before_anything_starts(tmp_path, synth_npz, n
 
 def test_run_name_travels_as_one_argument(tmp_path, synth_npz):
     run = runs.launch(tiny(synth_npz, epochs=1), tmp_path, name="my run")
-    argv = json.loads((run / runs.LAUNCH_FILE).read_text())["argv"]
+    argv = json.loads((run / runfiles.LAUNCH_FILE).read_text())["argv"]
     assert "--name=my run" in argv and "--name" not in argv
     assert runs.wait(run, timeout=120).state == "completed"
 
 
 def test_argparse_error_of_the_trainer_is_a_failure(tmp_path):
     run = _fake_run(tmp_path, "badargs", state="queued", pid=_dead_pid(), host=__import__("socket").gethostname())
-    (run / runs.OUTPUT_LOG).write_text("usage: python -m fer_core.train [-h] [--data DATA]\n"
-                                      "python -m fer_core.train: error: argument --epochs: expected one argument\n")
-    r = runs.read_run(run)
+    (run / runfiles.OUTPUT_LOG).write_text("usage: python -m fer_core.train [-h] [--data DATA]\n"
+                                           "python -m fer_core.train: error: argument --epochs: expected one argument\n")
+    r = runstate.read_run(run)
     assert r.state == "failed" and "expected one argument" in r.reason
 
 
@@ -284,17 +284,17 @@ def test_metrics_reader_skips_broken_lines_and_keeps_the_latest_of_a_repeated_ep
     text = "\n".join(json.dumps(m) for m in lines[:2]) + "\n{not json\n" + "\n".join(
         json.dumps(m) for m in lines[2:]) + "\n"
     (tmp_path / "metrics.jsonl").write_text(text)
-    assert runs.read_metrics(tmp_path) == [lines[0], lines[2], lines[3]]
-    assert runs.read_metrics(tmp_path / "nothing") == []
+    assert runfiles.read_metrics(tmp_path) == [lines[0], lines[2], lines[3]]
+    assert runfiles.read_metrics(tmp_path / "nothing") == []
 
 
 def test_eta_and_durations():
     ms = [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 10.0}, {"epoch": 3, "seconds": 12.0}]
-    assert runs.eta_seconds(ms, 10) == pytest.approx(7 * 11.0)  # first epoch (start-up) left out
-    assert runs.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
-    assert runs.eta_seconds([], 10) is None and runs.eta_seconds(ms, 3) == 0
-    assert runs.format_seconds(None) == "-" and runs.format_seconds(75) == "1m 15s"
-    assert runs.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runs.format_seconds(3 * 86400) == "3d 00h"
+    assert runstate.eta_seconds(ms, 10) == pytest.approx(7 * 11.0)  # first epoch (start-up) left out
+    assert runstate.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
+    assert runstate.eta_seconds([], 10) is None and runstate.eta_seconds(ms, 3) == 0
+    assert runstate.format_seconds(None) == "-" and runstate.format_seconds(75) == "1m 15s"
+    assert runstate.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runstate.format_seconds(3 * 86400) == "3d 00h"
 
 
 def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, synth_npz, monkeypatch):
@@ -303,18 +303,18 @@ def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, syn
     monkeypatch.setenv("FER_PROGRESS_EVERY", "0.05")
     run = runs.launch(tiny(synth_npz, epochs=40, batch_size=8, max_train_samples=None), tmp_path, name="long")
     r = wait_for(lambda: (lambda x: x if x.progress and x.progress["step"] < x.progress["steps"] else None)(
-        runs.read_run(run)), 120, "progress inside an epoch")
+        runstate.read_run(run)), 120, "progress inside an epoch")
     p = r.progress
     assert r.state == "running" and p["steps"] == 88 and p["epoch"] == r.epoch + 1
     assert p["images_per_s"] > 0 and r.images_per_s == p["images_per_s"] and r.device == "cpu"
     eta1 = r.eta
     time.sleep(1.2)
-    eta2 = runs.read_run(run).eta
+    eta2 = runstate.read_run(run).eta
     assert eta1 is not None and eta2 is not None and eta1 != eta2  # moves within the epoch, not frozen
-    wait_for(lambda: runs.read_run(run).epoch >= 1, 120, "the first epoch")
+    wait_for(lambda: runstate.read_run(run).epoch >= 1, 120, "the first epoch")
     seen = []
     for _ in range(3):
-        seen.append(runs.read_run(run).duration)
+        seen.append(runstate.read_run(run).duration)
         time.sleep(0.3)
     assert runs.stop(run)
     stopped = runs.wait(run, timeout=60)
@@ -324,10 +324,10 @@ def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, syn
     m = stopped.metrics[-1]
     assert m["images_per_s"] > 0 and 0 < m["train_seconds"] <= m["seconds"]
     runs.resume(run)
-    queued = runs.read_run(run)
+    queued = runstate.read_run(run)
     assert queued.duration >= stopped.duration  # the resumed run starts from the time already spent
     for _ in range(4):
-        d = runs.read_run(run).duration
+        d = runstate.read_run(run).duration
         assert d >= seen[-1], (d, seen)  # never backwards (the issue saw 3m21s -> 2m28s)
         seen.append(d)
         time.sleep(0.5)
@@ -335,19 +335,19 @@ def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, syn
     final = runs.wait(run, timeout=60)
     assert final.status["elapsed"] >= stopped.status["elapsed"]
     # the quick check's duration is estimated from this machine's measured throughput of the same model
-    est = runs.estimate_from_past_runs(runs.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
+    est = runstate.estimate_from_past_runs(runstate.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
     assert est is not None and est[1] == "long" and est[0] > 0 and est[2] > 0
-    assert runs.estimate_from_past_runs(runs.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
+    assert runstate.estimate_from_past_runs(runstate.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
 
 
 def test_eta_from_progress_counts_steps_and_evaluations():
     ms = [{"epoch": 1, "seconds": 12.0, "train_seconds": 10.0}]
     p = {"epoch": 2, "step": 5, "steps": 10, "step_seconds": 1.0}
     # 5 steps left in epoch 2 + 10 in epoch 3, and 2 evaluations of 2 s each
-    assert runs.eta_from_progress(p, ms, 3, None) == pytest.approx(15 + 4)
-    later = runs.eta_from_progress(p, ms, 3, time.time() - 3)
+    assert runstate.eta_from_progress(p, ms, 3, None) == pytest.approx(15 + 4)
+    later = runstate.eta_from_progress(p, ms, 3, time.time() - 3)
     assert later == pytest.approx(16, abs=0.5)  # less the time since the progress was written
-    assert runs.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
+    assert runstate.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
 
 
 def test_eta_counts_the_dearer_epochs_after_low_resolution_ones():
@@ -358,24 +358,24 @@ def test_eta_counts_the_dearer_epochs_after_low_resolution_ones():
     assert epoch_costs({}, 4) is None and epoch_costs({"low_res": 0}, 4) is None
     p = {"epoch": 1, "step": 5, "steps": 10, "step_seconds": 1.0}  # epoch 1 at 24 px: 1 s per step
     # 5 steps of epoch 1, then epoch 2 at 2.25x and epochs 3-4 at 4x the seconds per step
-    assert runs.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
+    assert runstate.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
     ms = [{"epoch": 1, "seconds": 5.0}, {"epoch": 2, "seconds": 11.25}]  # 20 s per 48-pixel epoch
-    assert runs.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
+    assert runstate.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
 
 
 def test_a_launched_run_stores_its_config_once(tmp_path, synth_npz):
     """The config reaches the trainer on its stdin; the only copy in the run folder is the trainer's config.json
     (with its format_version); launch.json keeps the command line, pid, host and times."""
     run = runs.launch(tiny(synth_npz, epochs=1, lr=0.0123), tmp_path, name="once")
-    assert runs.wait(run, timeout=120).state == "completed", runs.log_tail(run)
-    launch = json.loads((run / runs.LAUNCH_FILE).read_text())
+    assert runs.wait(run, timeout=120).state == "completed", runfiles.log_tail(run)
+    launch = json.loads((run / runfiles.LAUNCH_FILE).read_text())
     assert set(launch) == {"argv", "pid", "host", "launched", "created"}
     assert launch["argv"][launch["argv"].index("--config") + 1] == "-"
     files = sorted(p.name for p in run.iterdir())
     assert [f for f in files if f.endswith(".json")] == ["config.json", "launch.json", "status.json"]
     conf = json.loads((run / "config.json").read_text())
     assert conf["format_version"] == 1 and conf["hyperparameters"]["lr"] == 0.0123
-    assert "0.0123" not in (run / runs.LAUNCH_FILE).read_text()
+    assert "0.0123" not in (run / runfiles.LAUNCH_FILE).read_text()
 
 
 def test_a_newer_config_format_is_a_problem_not_a_guess(tmp_path):

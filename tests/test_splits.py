@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from fer_core import splits
-from fer_core.data import CLASSES, DataError, available_splits, class_counts, load_split, resolve_split
+from fer_core.data import available_splits, class_counts, load_split, resolve_split
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.splits import SplitFallbackWarning
 from tests.conftest import synthetic_faces
 

@@ -17,7 +17,7 @@ from test_faces import ROOT, sample_faces  # noqa: E402
 
 import fer_core  # noqa: E402
 from fer_core import video  # noqa: E402
-from fer_core.data import CLASSES  # noqa: E402
+from fer_core.sources import CLASSES  # noqa: E402
 from fer_core.predict import main  # noqa: E402
 from fer_core.tracking import iou  # noqa: E402
 

@@ -6,8 +6,9 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_predictions, get_splits, keep, model_or_stop, open_in_saliency,
                         restore, sidebar)
-from fer_core import audit, interpret
-from fer_core.data import CLASSES, DataError
+from fer_core import audit, draw
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.text import md
 
 THRESHOLDS = [0, 8, 16, 24, 32, 40, 48]
@@ -60,7 +61,7 @@ def side_by_side(pairs: list[dict], data: str) -> None:
         b = get_faces(data, p["split_b"]).x[p["index_b"]]
         tile = np.concatenate([a, np.full((48, 3), 255, np.uint8), b], 1)
         same = "same label" if p["same_label"] else f"labels differ: {p['label_a']} / {p['label_b']}"
-        cols[n % 4].image(interpret.upscale(tile, 2), caption=md(
+        cols[n % 4].image(draw.upscale(tile, 2), caption=md(
             f"{p['distance']} bits · {same} · {p['id_a']} ({p['split_a']}) · {p['id_b']} ({p['split_b']})"))
 
 
@@ -99,7 +100,7 @@ def show_suspects(ctx) -> None:
     cols = st.columns(6)
     for n, s in enumerate(found[:SUSPECTS_SHOWN]):
         with cols[n % 6]:
-            st.image(interpret.upscale(faces.x[s["index"]], 2), caption=md(
+            st.image(draw.upscale(faces.x[s["index"]], 2), caption=md(
                 f"#{s['index']} labelled {s['label']} {s['p_label']:.2f} · model: {s['suggested']} "
                 f"{s['p_suggested']:.2f}"))
             if st.button("Explain", key=f"aud_explain_{s['index']}", help="open this face in the Saliency page"):

@@ -9,9 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_common import file_version, get_model, sidebar
-from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image
+from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image
+from fer_core.sources import CLASSES
 from fer_core.faces import draw_faces, find_faces
-from fer_core.interpret import overlay
+from fer_core.draw import overlay
 from fer_core.classify import classify_faces
 from fer_core.face_saliency import face_saliency
 from fer_core.live import LiveState

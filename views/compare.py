@@ -8,8 +8,9 @@ import streamlit as st
 
 from app_common import (checkpoint_choices, checkpoint_label, file_version, get_faces, get_predictions, keep,
                         model_or_stop, open_in_saliency, restore, sidebar)
-from fer_core import compare, interpret
-from fer_core.data import CLASSES, DataError
+from fer_core import compare, draw
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.text import md, plot_text
 
 GALLERY = 18  # disagreements drawn as faces (the table lists all)
@@ -109,7 +110,7 @@ def gallery(ctx, r: dict, faces, a: str, b: str) -> None:
     cols = st.columns(6)
     for n, d in enumerate(rows[:GALLERY]):
         with cols[n % 6]:
-            st.image(interpret.upscale(faces.x[d["index"]], 2),
+            st.image(draw.upscale(faces.x[d["index"]], 2),
                      caption=f"#{d['index']} · true {d['true']} · A {d['pred_a']} {d['conf_a']:.2f} · "
                              f"B {d['pred_b']} {d['conf_b']:.2f}")
             if st.button("Explain", key=f"cmp_explain_{d['index']}", help="open this face in the Saliency page"):

@@ -5,8 +5,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_common import get_faces, get_predictions, keep, model_or_stop, open_in_saliency, restore, sidebar, view_id
-from fer_core import interpret
-from fer_core.data import CLASSES, DataError
+from fer_core import draw, interpret
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.text import md
 
 ctx = sidebar()
@@ -115,7 +116,7 @@ if cell is not None:
             p = preds.probs[k]
             top = np.argsort(-p)[:3]
             with cols[n % 6]:
-                st.image(interpret.upscale(faces.x[k], 2),
+                st.image(draw.upscale(faces.x[k], 2),
                          caption=f"#{k} · " + " · ".join(f"{CLASSES[t][:3]} {p[t]:.2f}" for t in top))
                 if st.button("Explain", key=f"cm_explain_{k}", help="open this face in the Saliency page"):
                     open_in_saliency(ctx, k, f"confusion cell {CLASSES[i]} → {CLASSES[j]}")

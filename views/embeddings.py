@@ -8,8 +8,9 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, open_in_saliency,
                         progress_reporter, restore, sidebar, top_slot, view_id)
-from fer_core import embeddings, interpret
-from fer_core.data import CLASSES, DataError
+from fer_core import draw, embeddings
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.text import md, plot_text
 
 COLOURS = {"true": "true class", "pred": "predicted class"}
@@ -100,7 +101,7 @@ def show_face(ctx, faces, preds, k: int) -> None:
     p = preds.probs[k]
     ok = "correct" if preds.pred[k] == preds.true[k] else "misclassified"
     c1, c2, c3 = st.columns([1, 3, 1])
-    c1.image(interpret.upscale(faces.x[k], 3), caption=md(f"#{k} {faces.ids[k]}"))
+    c1.image(draw.upscale(faces.x[k], 3), caption=md(f"#{k} {faces.ids[k]}"))
     fig = px.bar(x=p, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
                  labels={"x": "probability", "y": ""})
     fig.update_layout(margin=dict(l=0, r=10, t=10, b=0),
@@ -117,8 +118,8 @@ def show_group(faces, preds, idx: list[int]) -> None:
     idx = np.array(sorted(set(idx)))
     right = preds.pred[idx] == preds.true[idx]
     st.subheader(f"{len(idx)} faces selected: {right.mean():.0%} correctly classified")
-    tiles = np.stack([interpret.upscale(faces.x[k], 2) for k in idx[:MAX_LISTED]])
-    st.image(interpret.mosaic(tiles, 12, pad=2), caption=f"the first {min(len(idx), MAX_LISTED)}, in split order")
+    tiles = np.stack([draw.upscale(faces.x[k], 2) for k in idx[:MAX_LISTED]])
+    st.image(draw.mosaic(tiles, 12, pad=2), caption=f"the first {min(len(idx), MAX_LISTED)}, in split order")
     st.dataframe(pd.DataFrame({"face": idx, "file": [str(faces.ids[k]) for k in idx],
                                "true": [CLASSES[preds.true[k]] for k in idx],
                                "predicted": [CLASSES[preds.pred[k]] for k in idx],

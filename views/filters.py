@@ -3,9 +3,9 @@ that excite each, with the receptive field drawn."""
 import streamlit as st
 
 from app_common import file_version, get_faces, get_model, model_or_stop, sidebar
-from fer_core import interpret, render
+from fer_core import draw, filters, render
 from fer_core.text import md
-from fer_core.data import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
+from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 
 ctx = sidebar()
 st.title("Filters")
@@ -15,14 +15,14 @@ st.title("Filters")
 def cached_top_patches(ckpt: str, ckpt_key: float, data: str, data_key: float, split: str, n_faces: int, k: int,
                        activation: bool, layer: int = 0):
     model, prep = get_model(ckpt)
-    return interpret.top_patches(model, prep, get_faces(data, split).x[:n_faces], k=k, activation=activation,
-                                 layer=layer)
+    return filters.top_patches(model, prep, get_faces(data, split).x[:n_faces], k=k, activation=activation,
+                               layer=layer)
 
 
 def layer_choice(model, convs: list[int], i: int) -> str:
     """"conv 2 · features.2 · 64 filters, 3x3 · receptive field 5 px": a conv layer in the picker."""
     conv = model.features[convs[i]]
-    size = interpret.receptive_field(model, i)[0]
+    size = filters.receptive_field(model, i)[0]
     return (f"conv {i + 1} · features.{convs[i]} · {conv.out_channels} filters, "
             f"{conv.kernel_size[0]}x{conv.kernel_size[1]} · receptive field {size} px")
 
@@ -31,25 +31,25 @@ model, prep = model_or_stop(ctx.checkpoint)
 try:
     faces = get_faces(ctx.data, ctx.split)
     ckpt_key, data_key = file_version(ctx.checkpoint), file_version(ctx.data)
-    convs = interpret.conv_layers(model)
+    convs = filters.conv_layers(model)
     if st.session_state.get("flt_layer", 0) not in range(len(convs)):
         st.session_state["flt_layer"] = 0  # a layer of the checkpoint before a switch
     layer = st.selectbox("Conv layer", range(len(convs)), key="flt_layer",
                          format_func=lambda i: layer_choice(model, convs, i)) if convs else 0
-    weights = interpret.filter_weights(model, layer)  # (F, kh, kw)
+    weights = filters.filter_weights(model, layer)  # (F, kh, kw)
 except (DataError, OSError, ValueError) as e:
     st.error(md(e))
     st.stop()
 
 n_filters, kh, kw = weights.shape
-field = interpret.receptive_field(model, layer)[0]
+field = filters.receptive_field(model, layer)[0]
 n_in = model.features[convs[layer]].in_channels
 st.subheader(f"{n_filters} first-layer filters ({kh}x{kw})" if layer == 0 else
              f"{n_filters} filters of conv layer {layer + 1} ({kh}x{kw}, each averaged over its {n_in} input channels)")
-st.image(interpret.filter_grid(weights, ncols=16, scale=16, numbered=True, pad=8),
+st.image(render.filter_grid(weights, ncols=16, scale=16, numbered=True, pad=8),
          caption="filters numbered 0-%d; red: weight > 0 (excites), blue: < 0 (inhibits); each kernel on its own "
                  "symmetric scale" % (n_filters - 1))
-st.image(interpret.colorbar("bwr", 240, 10, symmetric=True), width=240,
+st.image(draw.colorbar("bwr", 240, 10, symmetric=True), width=240,
          caption="weight: most negative (blue) → 0 (white) → most positive (red)")
 activation = st.toggle("Responses after batch norm and activation (off: raw convolution)", value=True,
                        key="flt_activation")
@@ -74,13 +74,13 @@ else:
         except DataError as e:
             st.error(md(e))
 if face is not None:
-    resp = interpret.filter_responses(model, prep, face, activation=activation, layer=layer)  # (F, h, w)
+    resp = filters.filter_responses(model, prep, face, activation=activation, layer=layer)  # (F, h, w)
     c1, c2 = st.columns([1, 5])
-    c1.image(interpret.upscale(face, 2), caption=md(label))
-    c2.image(interpret.response_grid(resp, ncols=16, scale=max(1, 96 // resp.shape[1]), numbered=True, pad=6),
+    c1.image(draw.upscale(face, 2), caption=md(label))
+    c2.image(render.response_grid(resp, ncols=16, scale=max(1, 96 // resp.shape[1]), numbered=True, pad=6),
              caption=f"{n_filters} feature "
              f"maps ({resp.shape[1]}x{resp.shape[2]}), numbered like the filters, each on its own range")
-    c2.image(interpret.colorbar("viridis", 240, 10), width=240, caption="response: low (dark) → high (yellow)")
+    c2.image(draw.colorbar("viridis", 240, 10), width=240, caption="response: low (dark) → high (yellow)")
 
 st.subheader("Top-activating patches")
 t1, t2 = st.columns(2)
@@ -98,8 +98,8 @@ st.caption(f"Each patch is the {field}x{field}-pixel receptive field of the filt
            f"face (outlined) with {top.context} pixels around it; black where it hangs over the face's border.")
 shown_rows = min(n_filters, 64)  # a deep layer has hundreds of filters: the first 64 keep the page light
 with st.expander("All filters: weights and top patches"):
-    st.image(interpret.filter_rows(weights[:shown_rows], top.patches[:shown_rows], top.values[:shown_rows], size=48,
-                                   pad=6),
+    st.image(render.filter_rows(weights[:shown_rows], top.patches[:shown_rows], top.values[:shown_rows], size=48,
+                                pad=6),
              caption="one labelled row per filter: its kernel, then its top patches (strongest first, response "
                      "under each), all at the same size" + (f"; the first {shown_rows} of {n_filters} filters"
                                                              if shown_rows < n_filters else ""))

@@ -9,11 +9,12 @@ import streamlit as st
 
 from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_model, get_splits, runs_dir,
                         sidebar, split_label)
-from fer_core import ablation, count_parameters, report, runs
+from fer_core import ablation, count_parameters, report, runstate
 from fer_core.checkpoint import CheckpointError
 from fer_core.config import options
 from fer_core.inference import inference_precision
-from fer_core.data import CLASSES, DataError
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.text import md
 
 ctx = sidebar()
@@ -138,7 +139,7 @@ def report_panel() -> None:
                "augmentation ablations (Table 1), confusion matrix, saliency maps with trust scores, filters. "
                "One self-contained HTML file (python -m fer_core.report does the same).")
     root, own = runs_dir().resolve(), Path(ctx.checkpoint).parent.resolve()
-    names = [r.name for r in runs.list_runs(runs_dir())]
+    names = [r.name for r in runstate.list_runs(runs_dir())]
     default = [p.name for p in ablation.group_runs(own) if p.name in names] if own.parent == root else []
     if "home_report_runs" in st.session_state:  # runs deleted since, or of another runs folder: dropped
         st.session_state["home_report_runs"] = [n for n in st.session_state["home_report_runs"] if n in names]

@@ -8,9 +8,10 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
-from fer_core import interpret, picks, render
+from fer_core import draw, interpret, picks, regions, render, saliency
 from fer_core.text import md
-from fer_core.data import CLASSES, UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
+from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
+from fer_core.sources import CLASSES
 
 ctx = sidebar()
 st.title("Saliency")
@@ -24,9 +25,9 @@ def explain(ckpt: str, ckpt_key: float, face: np.ndarray, target: int, method: s
     model, prep = get_model(ckpt)
     try:
         t0 = time.perf_counter()
-        smap = interpret.saliency(model, prep, face, target, method, **dict(opts))
+        smap = saliency.saliency(model, prep, face, target, method, **dict(opts))
         ms = (time.perf_counter() - t0) * 1e3
-        tr = interpret.trust(model, prep, face, target, method, smap=smap, **dict(opts)) if with_trust else None
+        tr = saliency.trust(model, prep, face, target, method, smap=smap, **dict(opts)) if with_trust else None
     except ValueError as e:  # e.g. Grad-CAM on a model without a conv layer
         return None, None, str(e), 0.0
     return smap, tr, None, ms
@@ -39,8 +40,8 @@ def cached_class_average(ckpt: str, ckpt_key: float, data: str, data_key: float,
     fs = get_faces(data, split)
     preds = get_predictions(ckpt, data, split)
     targets = preds.pred if target_kind == "pred" else fs.y
-    return interpret.class_average(model, prep, fs.x, fs.y, method, per_class=per_class, targets=targets,
-                                   target_kind=target_kind)
+    return regions.class_average(model, prep, fs.x, fs.y, method, per_class=per_class, targets=targets,
+                                 target_kind=target_kind)
 
 
 model, prep = model_or_stop(ctx.checkpoint)
@@ -164,7 +165,7 @@ def uploaded_face():
 def show_face(face, probs, label: str) -> None:
     pred = int(probs.argmax())
     c1, c2 = st.columns([1, 3])
-    c1.image(interpret.upscale(face, 3), caption=md(label))
+    c1.image(draw.upscale(face, 3), caption=md(label))
     fig = px.bar(x=probs, y=list(CLASSES), orientation="h", height=230, range_x=[0, 1],
                  labels={"x": "probability", "y": ""})
     fig.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis=dict(categoryorder="array",
@@ -179,14 +180,14 @@ SETTING_PARAMS = {"baseline": "baseline", "ig_steps": "steps", "noise": "noise",
 
 def method_settings(methods) -> dict:
     """The settings the chosen methods read, each kept in the URL (the others leave it)."""
-    needed = {n for m in methods for n in interpret.METHOD_SETTINGS[m]}
+    needed = {n for m in methods for n in saliency.METHOD_SETTINGS[m]}
     opts = {}
     if needed:
         with st.expander("Method settings", expanded=False):
             cols = dict(zip(SETTING_PARAMS, st.columns(5)))
             widgets = {
                 "baseline": lambda c: c.selectbox(
-                    "Baseline", list(interpret.BASELINES), format_func=interpret.BASELINES.get, key="sal_baseline",
+                    "Baseline", list(saliency.BASELINES), format_func=saliency.BASELINES.get, key="sal_baseline",
                     help="What a removed pixel becomes (IG, DeepLift, GradientSHAP, occlusion)"),
                 "ig_steps": lambda c: c.slider("IG steps", 4, 128, 32, key="sal_steps",
                                                help="Integrated Gradients path steps"),
@@ -201,7 +202,7 @@ def method_settings(methods) -> dict:
             for name, param in SETTING_PARAMS.items():
                 if name in needed:
                     restore(f"sal_{param}", param, parse[name],
-                            lambda v, n=name: v in interpret.BASELINES if n == "baseline" else v >= 0)
+                            lambda v, n=name: v in saliency.BASELINES if n == "baseline" else v >= 0)
                     opts[name] = widgets[name](cols[name])
                     keep(f"sal_{param}", param, opts[name])
     for name, param in SETTING_PARAMS.items():
@@ -220,10 +221,10 @@ def show_trust(col, tr: dict, face, t: int, alpha: float) -> None:
     # a verdict, not a change: a badge rather than a metric delta (whose arrow reads as "up")
     col.metric("Randomization ρ", f"{tr['sanity_spearman']:.2f}",
                help="Spearman correlation with the map of the same network with random weights "
-                    f"(Adebayo et al., 2018). Below {interpret.SANITY_MAX_RHO} passes; a high "
+                    f"(Adebayo et al., 2018). Below {saliency.SANITY_MAX_RHO} passes; a high "
                     "value means the map barely depends on what the model learned.")
     col.markdown(":green-badge[passes]" if tr["sanity_passed"] else ":red-badge[fails]")
-    col.image(interpret.overlay(face, tr["random_map"], alpha, scale=1), width=72, caption="random-weights map")
+    col.image(draw.overlay(face, tr["random_map"], alpha, scale=1), width=72, caption="random-weights map")
     with col.popover("Deletion / insertion curves"):
         st.line_chart(pd.DataFrame({
             "deletion": tr["deletion_curve"], "deletion, random pixels": tr["deletion_random_curve"],
@@ -236,8 +237,8 @@ def show_trust(col, tr: dict, face, t: int, alpha: float) -> None:
 def show_method(method: str, opts: dict, face, targets, probs, true, alpha: float, with_trust: bool) -> None:
     """One method's maps, predicted and true (or chosen) class side by side, each with its trust scores."""
     pred = int(probs.argmax())
-    m_opts = tuple(sorted((n, v) for n, v in opts.items() if n in interpret.METHOD_SETTINGS[method]))
-    st.markdown(f"**{interpret.METHOD_NAMES[method]}**"
+    m_opts = tuple(sorted((n, v) for n, v in opts.items() if n in saliency.METHOD_SETTINGS[method]))
+    st.markdown(f"**{saliency.METHOD_NAMES[method]}**"
                 + (" · " + ", ".join(f"{n.replace('_', ' ')} {v}" for n, v in m_opts) if m_opts else ""))
     cols = st.columns(4)  # (map, scores) per target: predicted and true side by side
     for n, t in enumerate(targets):
@@ -247,8 +248,8 @@ def show_method(method: str, opts: dict, face, targets, probs, true, alpha: floa
         if err:
             img_col.error(err)
             continue
-        img_col.image(interpret.overlay(face, smap, alpha), caption=f"{CLASSES[t]} ({kind}), p={probs[t]:.2f}")
-        img_col.image(interpret.colorbar("jet", 192, 10), width=192,
+        img_col.image(draw.overlay(face, smap, alpha), caption=f"{CLASSES[t]} ({kind}), p={probs[t]:.2f}")
+        img_col.image(draw.colorbar("jet", 192, 10), width=192,
                       caption="importance: low → high (to the map's 99th percentile)")
         img_col.caption(picks.region_caption(smap) + f" · {ms:.0f} ms")  # eyes/brows, nose, mouth, other
         if tr is not None:
@@ -264,9 +265,9 @@ def explain_face(face, true, idx) -> None:
     pred = int(probs.argmax())
     show_face(face, probs, label)
     o1, o2, o3 = st.columns([2, 2, 1])
-    restore("sal_methods", "methods", lambda v: [m for m in v.split(",") if m in interpret.METHODS])
-    methods = o1.multiselect("Methods", interpret.METHODS, default=["vanilla", "gradcam"],
-                             format_func=interpret.METHOD_NAMES.get, key="sal_methods")
+    restore("sal_methods", "methods", lambda v: [m for m in v.split(",") if m in saliency.METHODS])
+    methods = o1.multiselect("Methods", saliency.METHODS, default=["vanilla", "gradcam"],
+                             format_func=saliency.METHOD_NAMES.get, key="sal_methods")
     keep("sal_methods", "methods", methods, ",".join)
     restore("sal_target_mode", "target", lambda v: "Choose a class" if v in CLASS_OF else "Predicted vs true")
     target_mode = o2.radio("Target class", ["Predicted vs true", "Choose a class"], horizontal=True,
@@ -309,10 +310,10 @@ with tab_face:
 with tab_avg:
     st.caption("Faces are aligned, so averaging normalized maps shows where the model looks for each expression. "
                "Regions on the 48x48 face: " + ", ".join(f"{n} rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
-                                                        for n, (r0, r1, c0, c1) in interpret.REGIONS.items()) + ".")
+                                                        for n, (r0, r1, c0, c1) in regions.REGIONS.items()) + ".")
     a1, a2, a3 = st.columns(3)
-    restore("avg_method", "avg", str, lambda m: m in interpret.METHODS)
-    avg_method = a1.selectbox("Method", interpret.METHODS, format_func=interpret.METHOD_NAMES.get, key="avg_method")
+    restore("avg_method", "avg", str, lambda m: m in saliency.METHODS)
+    avg_method = a1.selectbox("Method", saliency.METHODS, format_func=saliency.METHOD_NAMES.get, key="avg_method")
     keep("avg_method", "avg", avg_method)
     per_class = a2.slider("Faces per class", 5, 100, 20, 5, key="avg_per_class",
                           help="Occlusion, IG and GradientSHAP take longer per face than the other methods")
@@ -324,14 +325,14 @@ with tab_avg:
         mean_faces = render.class_mean_faces(faces.x, faces.y)
         cols = st.columns(len(CLASSES))
         for k, col in enumerate(cols):
-            col.image(interpret.overlay(mean_faces[k], avg.maps[k], 0.6, scale=2),
+            col.image(draw.overlay(mean_faces[k], avg.maps[k], 0.6, scale=2),
                       caption=f"{CLASSES[k]} (n={avg.counts[k]})")
-        st.image(interpret.colorbar("jet", 288, 10), width=288,
+        st.image(draw.colorbar("jet", 288, 10), width=288,
                  caption="mean importance: low → high (to each map's 99th percentile)")
-        shares = interpret.region_shares(avg.maps)  # (C, R)
-        names = list(interpret.region_masks())
+        shares = regions.region_shares(avg.maps)  # (C, R)
+        names = list(regions.region_masks())
         df = pd.DataFrame(shares, index=list(CLASSES), columns=names)
-        df.loc["(area share)"] = interpret.area_shares()
+        df.loc["(area share)"] = regions.area_shares()
         st.dataframe(df, key="avg_regions", column_config={
             "_index": st.column_config.TextColumn("class", help="FER2013 order; the last row is each region's area"),
             **{n: st.column_config.ProgressColumn(n.replace("_", "/"), min_value=0.0, max_value=1.0, format="percent")
@@ -340,9 +341,9 @@ with tab_avg:
             id_vars="class", var_name="region", value_name="share")
         fig = px.bar(long, x="class", y="share", color="region", barmode="group", height=300,
                      category_orders={"class": list(CLASSES), "region": names},
-                     color_discrete_map=interpret.region_hex())
+                     color_discrete_map=regions.region_hex())
         fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis_tickformat=".0%", legend_title_text="")
         g1, g2 = st.columns([4, 1])
         g1.plotly_chart(fig, width="stretch", key="avg_bars")
-        g2.image(interpret.upscale(interpret.region_image(np.mean(faces.x, 0)), 4), width=192,
+        g2.image(draw.upscale(regions.region_image(np.mean(faces.x, 0)), 4), width=192,
                  caption="regions on the mean face of this split, in the chart's colours (other: the rest)")

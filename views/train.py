@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 
 from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, load_settings, runs_dir, save_setting,
                         settings_file, set_active_checkpoint, sidebar)
-from fer_core import ablation, runs
-from fer_core.data import DataError
+from fer_core import ablation, devices, runfiles, runs, runstate
+from fer_core.images import DataError
 from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
 from fer_core.precision import trainer_settings
 from fer_core.config import Option, TrainConfig, options, parse_json_object
@@ -27,7 +27,7 @@ from fer_core.text import md
 ctx = sidebar()
 ss = st.session_state
 RUNS = runs_dir()
-DEVICES = ["auto"] + runs.available_devices()
+DEVICES = ["auto"] + devices.available_devices()
 GPU = any(d != "cpu" for d in DEVICES[1:])
 PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "report recipe (seed_vgg)": "report", "best recipe": "best"}
 # what a first visit starts from: the recipe that fits this machine (issue 11), on the full data if known
@@ -107,7 +107,7 @@ pcols[-1].button("report ablations", key="tr_preset_ablations", on_click=apply_p
                  args=("report recipe (seed_vgg)",), help="the report recipe, to launch with 'Launch report "
                  "ablations': it, without normalization and without augmentation (same seed, epochs and data)")
 
-all_runs = runs.list_runs(RUNS)  # for the form (read again below, after a launch)
+all_runs = runstate.list_runs(RUNS)  # for the form (read again below, after a launch)
 active = [r for r in all_runs if r.active]
 
 
@@ -115,12 +115,12 @@ def quick_estimate() -> str:
     """The quick check's duration measured here (from an earlier run of its model), not a constant."""
     q = RECIPES["quick"]
     n_train = min(q.get("max_train_samples") or 10**9, sum(get_class_counts(str(SAMPLE_DATA), "train").values()))
-    est = runs.estimate_from_past_runs(all_runs, q["model"], {}, n_train, q["epochs"])
+    est = runstate.estimate_from_past_runs(all_runs, q["model"], {}, n_train, q["epochs"])
     if est is None:
         return (f"quick check: {q['model']}, {q['epochs']} epochs on the bundled sample's {n_train:,} training "
                 "faces; its duration on this machine is measured by the first run of it")
     secs, name, rate = est
-    return (f"quick check: about {runs.format_seconds(secs)} on this machine ({rate:,.0f} images/s measured "
+    return (f"quick check: about {runstate.format_seconds(secs)} on this machine ({rate:,.0f} images/s measured "
             f"by run {name})")
 
 
@@ -220,7 +220,7 @@ def calibrated_estimate(v: dict) -> str | None:
                            **trainer_settings(cfg, kind))
     secs = estimate_from_calibration(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
     low = f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)" if cfg.low_res else ""
-    return (f"Estimated duration here: **about {runs.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
+    return (f"Estimated duration here: **about {runstate.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
             f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
             f"{cal['eval_images_per_s']:,.0f} validation images/s.\n\n" + ablation.duration_text(cfg, secs))
@@ -284,7 +284,7 @@ if submitted or ablate:
 
 # One snapshot of the run folders feeds the picker, the live panel and the runs table, so they agree; the live
 # panel polls on its own and reruns the whole page as soon as any run's state or epoch differs from it.
-all_runs = runs.list_runs(RUNS)
+all_runs = runstate.list_runs(RUNS)
 st.divider()
 st.subheader("Run")
 if not all_runs:
@@ -324,7 +324,7 @@ def curves(metrics: list[dict]) -> go.Figure:
 def live_view(name: str) -> None:
     r = ss.pop("tr_snapshot", None)
     if r is None or r.name != name:  # a poll of the fragment alone: read the runs again
-        fresh = runs.list_runs(RUNS)
+        fresh = runstate.list_runs(RUNS)
         if signature(fresh) != ss.get("tr_page_sig"):
             st.rerun(scope="app")  # a state or epoch changed: redraw picker, table and panel from one read
         r = next((x for x in fresh if x.name == name), None)
@@ -354,16 +354,16 @@ def live_view(name: str) -> None:
         text += f" · epoch {p['epoch']}: step {p['step']}/{p['steps']}"
     if r.images_per_s:
         text += f" · {r.images_per_s:,.0f} images/s"
-    text += f" · elapsed {runs.format_seconds(r.duration)}"
+    text += f" · elapsed {runstate.format_seconds(r.duration)}"
     if r.active:
-        text += f" · ETA {runs.format_seconds(eta)}" if eta is not None else " · ETA after the first steps"
+        text += f" · ETA {runstate.format_seconds(eta)}" if eta is not None else " · ETA after the first steps"
     st.progress(min(1.0, done / epochs), text=text)
     m = r.metrics[-1] if r.metrics else {}
     c = st.columns(4)
     c[0].metric("Best val acc", f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "-")
     c[1].metric("Val loss", f"{m['val_loss']:.4f}" if m.get("val_loss") is not None else "-")
     c[2].metric("Train acc", f"{m['train_acc']:.1%}" if m.get("train_acc") is not None else "-")
-    c[3].metric("Epoch time", runs.format_seconds(m.get("seconds")) if m else "-")
+    c[3].metric("Epoch time", runstate.format_seconds(m.get("seconds")) if m else "-")
     if r.metrics:
         st.plotly_chart(curves(r.metrics), width="stretch", key=f"tr_curves_{name}")
     b = st.columns([1, 1, 4])
@@ -377,7 +377,7 @@ def live_view(name: str) -> None:
                 st.warning(f"{md(name)} has no live process to stop.")
     if r.resumable:
         # a run configured for a GPU that this machine lacks continues on the CPU (said on the button)
-        dev = None if runs.check_device(hp.get("device", "auto")) is None else "cpu"
+        dev = None if devices.check_device(hp.get("device", "auto")) is None else "cpu"
         if b[1].button("Resume" + (" on CPU" if dev else ""), key="tr_resume",
                        help="Continue from last.pt with the run's own configuration"):
             try:
@@ -387,10 +387,10 @@ def live_view(name: str) -> None:
             else:
                 st.rerun()
     st.markdown("**Log**")
-    st.code(runs.log_tail(r.path, 25) or "(no output yet)", language=None)
+    st.code(runfiles.log_tail(r.path, 25) or "(no output yet)", language=None)
 
 
-st.fragment(live_view, run_every=POLL_SECONDS if state_of[selected] in runs.ACTIVE_STATES else None)(selected)
+st.fragment(live_view, run_every=POLL_SECONDS if state_of[selected] in runstate.ACTIVE_STATES else None)(selected)
 
 # actions on the selected run that change the rest of the dashboard
 sel = next(r for r in all_runs if r.name == selected)
@@ -427,7 +427,7 @@ st.divider()
 st.subheader("Runs")
 
 
-def row(r: runs.Run) -> dict:
+def row(r: runstate.Run) -> dict:
     hp = r.hyperparameters
     def extras(*keys):  # " erase 0.5 photometric 0.3" for the settings that are on
         return "".join(f" {k} {hp[k]:g}" for k in keys if hp.get(k))
@@ -465,7 +465,7 @@ NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1
                   "images/s": ("%.0f", "{:,.0f}"), "lr": ("%.4g", "{:.4g}"), "smoothing": ("%g", "{:g}")}
 f = st.columns([2, 2, 1.2, 0.8])
 query = f[0].text_input("Filter runs", key="tr_filter", placeholder="text in any column, e.g. vgg_bn or sgd")
-states = f[1].multiselect("States", runs.STATES, key="tr_states", placeholder="all states")
+states = f[1].multiselect("States", runstate.STATES, key="tr_states", placeholder="all states")
 sort_by = f[2].selectbox("Sort by", ["started", "best val acc", "duration (min)", "images/s", "run", "state",
                                      "model", "lr"], key="tr_sort")
 descending = f[3].toggle("Descending", value=True, key="tr_desc")

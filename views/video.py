@@ -11,7 +11,8 @@ import streamlit as st
 
 from app_common import file_version, model_or_stop, sidebar
 from fer_core import video
-from fer_core.data import CLASSES, DataError
+from fer_core.images import DataError
+from fer_core.sources import CLASSES
 from fer_core.faces import draw_faces
 from fer_core.text import md, one_line
 
