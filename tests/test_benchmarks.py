@@ -1,7 +1,9 @@
-"""The benchmarks' own logic on a tiny source: time_to_accuracy's side-by-side comparison of two recipes."""
+"""The benchmarks' own logic on a tiny source: time_to_accuracy's side-by-side comparison of two recipes, ablate's
+real-photo scores."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT, synthetic_faces, write_npz
 
@@ -21,3 +23,42 @@ def test_time_to_accuracy_compares_two_recipes_per_seed(tmp_path):
     js = subprocess.run(cmd[:-2] + ["--json", "--seeds", "3"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     rows = [json.loads(l) for l in js.stdout.splitlines() if l.startswith("{")]
     assert [(r["role"], r["seed"], r["reached"]) for r in rows] == [("recipe", 3, True), ("compare", 3, True)]
+
+
+def test_ablate_scores_each_run_on_photos_and_backfills(tmp_path):
+    """ablate.py --photos: every row carries its run's real-photo accuracy, the one evaluate_photos gives for the
+    run's final checkpoint; --table --photos fills the rows written without it."""
+    import numpy as np
+    from PIL import Image
+
+    from fer_core.evaluate import evaluate_photos
+    from fer_core.sources import CLASSES
+
+    data = write_npz(tmp_path / "s.npz", {"train": synthetic_faces(300, 0), "test": synthetic_faces(40, 1)})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with np.load(ROOT / "samples" / "fer2013_sample.npz") as z:
+        x, y = z["test_x"], z["test_y"]
+    rows = []
+    for i in (0, 10, 20):  # FER faces enlarged into a plain canvas: YuNet finds them
+        canvas = np.full((300, 400), 128, np.uint8)
+        canvas[60:240, 110:290] = np.asarray(Image.fromarray(x[i]).resize((180, 180), Image.Resampling.BICUBIC))
+        Image.fromarray(canvas).save(photos / f"f{i}.png")
+        rows.append(f"f{i}.png,{CLASSES[int(y[i])]}\n")
+    (photos / "labels.csv").write_text("file,label\n" + "".join(rows))
+    out = tmp_path / "abl"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ablate.py"), "--recipe", "quick", "--epochs", "1",
+           "--variants", "base", "--data", str(data), "--out", str(out)]
+    r = subprocess.run(cmd + ["--photos", str(photos)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads((out / "ablations.jsonl").read_text().splitlines()[0])
+    want = evaluate_photos(Path(row["run"]) / "last.pt", photos, precision="fp32")
+    assert row["photos"] == {"folder": "photos", "n": 3, "accuracy_all": round(want["accuracy_all"], 4)}
+    # a row without the score (written before --photos existed) is filled in by --table --photos
+    bare = {k: v for k, v in row.items() if k != "photos"}
+    (out / "ablations.jsonl").write_text(json.dumps(bare) + "\n")
+    r = subprocess.run(cmd + ["--table", "--photos", str(photos)], capture_output=True, text=True, timeout=600,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "ablations.jsonl").read_text())["photos"] == row["photos"]
+    assert f"{row['photos']['accuracy_all']:.3f}" in r.stdout.splitlines()[-1]
