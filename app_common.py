@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 import fer_core
-from fer_core import devices, interpret, runstate
+from fer_core import devices, durations, interpret, runstate
 from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import file_key
@@ -164,7 +164,7 @@ def progress_reporter(where, what: str):
         last[0] = now
         rate = done / max(now - t0, 1e-6)
         left = (total - done) / rate if done else None
-        eta = f" · about {runstate.format_seconds(left)} left" if left is not None else ""
+        eta = f" · about {durations.format_seconds(left)} left" if left is not None else ""
         where.progress(min(1.0, done / max(total, 1)),
                        text=f"{what}: {stage} {done:,}/{total:,}{eta}. Until it finishes, what is shown below "
                             "is from before the change (faded) and not yet updated.")

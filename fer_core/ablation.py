@@ -196,7 +196,7 @@ def duration_text(cfg: TrainConfig, seconds_one_run: float) -> str:
     """What the Train page says of the report ablations of the form's settings, with one run's estimate."""
     if cfg.normalize == "none" or not cfg.augment:
         return "Report ablations need normalization and augmentation on in these settings."
-    from .runstate import format_seconds
+    from .durations import format_seconds
 
     return (f"Report ablations (the button beside Launch run): these settings three times (as set, normalization "
             f"none, augmentation off), seed {cfg.seed}, {cfg.epochs} epochs each: about "

@@ -82,7 +82,7 @@ def cpu_name() -> str:
 
 def estimate_from_calibration(cal: Calibration, n_train: int, n_val: int, epochs: int, startup: float = 5.0,
                               train_epochs: float | None = None) -> float:
-    """A planned run's seconds from this machine's calibration (runstate.estimate_from_past_runs estimates from
+    """A planned run's seconds from this machine's calibration (durations.estimate_from_past_runs estimates from
     the runs already done here): `epochs` epochs over n_train faces with a validation pass over n_val faces
     after each. `train_epochs`: the training in 48-pixel epochs when some epochs train at a lower side
     (TrainConfig.epoch_cost()); the calibration measured 48-pixel faces."""

@@ -1,6 +1,6 @@
 """FER2013 data in every form users have, decoded once into a uint8 cache.
 
-Sources, detected from the path (read by fer_core.sources):
+Sources, detected from the path (fer_core.sources; the CSVs read by fer_core.csvfaces):
   * Kaggle CSVs: fer2013.csv (emotion,pixels,Usage; .gz too), icml_face_data.csv (" pixels"), train.csv
     (emotion,pixels: all rows are the train split);
   * an image folder <root>/<split>/<class>/*.jpg|png, or a .zip of it, read in place;
@@ -16,15 +16,18 @@ import io
 import json
 import os
 import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .images import DataError
-from .sources import CLASSES, decode, read_labels, source_kind, stored_splits, warn_skipped
+from .csvfaces import csv_rows, decode_csv, parse_labels, read_csv
+from .sources import (CLASSES, decode_images, decode_npz, folder_entries, open_source, open_zip, read_image_file,
+                      select_split, source_kind, warn_skipped, zip_entries)
 from .splits import (HOLDOUT, Resolved, check_name, holdout_mask, resolve_csv, resolve_holdout, resolve_stored,
-                     warn_fallback)
+                     split_of_dir, warn_fallback)
 
 CACHE_VERSION = 2  # 2: what a split skipped is cached with it
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +152,60 @@ def atomic_write_bytes(path, data: bytes, fsync: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a source: the reader for its kind (fer_core.sources, fer_core.csvfaces)
+
+
+def decode(path: Path, split: str, name: str | None = None):
+    """Decode stored split `split`; `name`: the name it was asked for, for messages. -> (x, y, ids, skipped):
+    skipped counts what the split left out (see SkippedDataWarning), {} when nothing."""
+    kind = source_kind(path)
+    skipped: dict = {}
+    if kind == "csv":
+        return (*decode_csv(path, split, name, skipped), skipped)
+    if kind == "npz":
+        return (*decode_npz(path, split), skipped)
+    if kind == "folder":
+        irregular: list = []
+        items = select_split(folder_entries(path, irregular), split, str(path), skipped, irregular)
+        return (*decode_images(items, read_image_file(path), str(path)), skipped)
+    with open_zip(path) as zf:
+        items = select_split(zip_entries(zf), split, str(path), skipped)
+        try:
+            return (*decode_images(items, zf.read, str(path)), skipped)
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path}: corrupt zip member ({e})") from None
+
+
+def stored_splits(p: Path, kind: str) -> set[str]:
+    """The stored splits (train/val/test) a folder, zip or .npz holds (a listing, no decoding)."""
+    if kind == "npz":
+        try:
+            with open_source(p, "npz") as f, np.load(f, allow_pickle=False) as z:
+                return {k[:-2] for k in z.files if k.endswith("_x")}
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"{p}: not a readable .npz data file ({e})") from None
+    if kind == "folder":
+        return {split_of_dir(d) for d, _, _ in folder_entries(p)} - {None}
+    with open_zip(p) as zf:
+        return {split_of_dir(d) for d, _, _ in zip_entries(zf)} - {None}
+
+
+def read_labels(p: Path, kind: str, stored: str, name: str | None = None) -> np.ndarray:
+    """The labels of stored split `stored`, without decoding images (a listing or the CSV's label column)."""
+    if kind == "csv":
+        df = read_csv(p)
+        return parse_labels(df, csv_rows(df, stored, p, name), p)
+    if kind == "npz":
+        return decode_npz(p, stored)[1]
+    if kind == "folder":
+        return np.array([k for k, _ in select_split(folder_entries(p), stored, str(p))])
+    with open_zip(p) as zf:
+        return np.array([k for k, _ in select_split(zip_entries(zf), stored, str(p))])
 
 
 def resolve_split(path, split: str) -> Resolved:

@@ -36,7 +36,8 @@ from .paths import check_output_file
 from .report_html import Figure, Section, Table, curves_png, png, to_html, to_markdown
 from .runfiles import is_run_dir
 from .runstate import Run, read_run
-from .saliency import METHOD_NAMES, SANITY_MAX_RHO, attribute, trust
+from .saliency import METHOD_NAMES, attribute
+from .trust import SANITY_MAX_RHO, trust
 
 SEED_VGG_PARAMS = 3_257_799  # the course report's Keras summary of its network
 N_SALIENCY_FACES = 5

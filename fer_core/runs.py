@@ -2,7 +2,8 @@
 
 A run is a directory under a runs folder; its files (fer_core.runfiles) are the single source of truth, so a run
 survives a page refresh and a dashboard restart. This module controls the trainer processes; what the files say
-about a run (the Run view, its effective state, time left) is fer_core.runstate, the devices fer_core.devices.
+about a run (the Run view, its effective state) is fer_core.runstate, its time left fer_core.durations, the
+devices fer_core.devices.
 
 `launch()` starts `python -m fer_core.train ...` as a separate process in a new session; `stop()` sends SIGTERM
 to its process group (the trainer saves last.pt and writes state "stopped"); `resume()` continues from last.pt.

@@ -1,19 +1,17 @@
 """The kinds of FER2013 source and how each is read: Kaggle CSVs, an image folder <split>/<class>/*, a .zip of
-one (read in place), this project's .npz. fer_core.data caches what these return; fer_core.splits names the
-splits. Limits guard against a wrong folder, a zip bomb or a huge file: each source's size is checked from stat
-before anything is read, and only regular files are opened (a FIFO or device never blocks a read). What a source
-holds but a split leaves out without choosing to (unknown class folders, CSV rows without a known Usage, FIFOs in
-a folder) is counted and reported with SkippedDataWarning."""
+one (read in place), this project's .npz (the CSVs' rows are read by fer_core.csvfaces). fer_core.data picks
+the reader for a source and caches what it returns; fer_core.splits names the splits. Limits guard against a
+wrong folder, a zip bomb or a huge file: each source's size is checked from stat before anything is read, and
+only regular files are opened (a FIFO or device never blocks a read). What a source holds but a split leaves out
+without choosing to (unknown class folders, CSV rows without a known Usage, FIFOs in a folder) is counted and
+reported with SkippedDataWarning."""
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import os
 import stat
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +56,8 @@ def warn_skipped(source, split: str, skipped: dict) -> None:
     note = skipped_note(source, split, skipped)
     if note:
         warnings.warn(note, SkippedDataWarning, stacklevel=3)
+
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 _SYNONYMS = {
@@ -82,7 +82,7 @@ def size_limit(kind: str) -> tuple[int, str]:
             "zip": (MAX_ZIP_BYTES, "a .zip data source")}[kind]
 
 
-def _open_source(path, kind: str):
+def open_source(path, kind: str):
     """The source file opened (open_regular: a regular file within its kind's size limit), errors as DataError."""
     limit, what = size_limit(kind)
     try:
@@ -131,7 +131,7 @@ def source_kind(path) -> str:
     return kind
 
 
-def _folder_entries(path: Path, irregular: list | None = None) -> list[tuple[str, str, str]]:
+def folder_entries(path: Path, irregular: list | None = None) -> list[tuple[str, str, str]]:
     """(split_dir_name, class_dir_name, file) for every image under <split>/<class>/ in a folder. Only regular
     files (or links to them) count: a FIFO, device or broken link named like an image is left out, and added
     to `irregular` (same tuples) so the split that would have held it can say so."""
@@ -157,7 +157,7 @@ def _folder_entries(path: Path, irregular: list | None = None) -> list[tuple[str
     return out
 
 
-def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
+def zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     out = []
     if len(zf.infolist()) > MAX_WALK_ENTRIES:
         raise DataError(f"{zf.filename}: more than {MAX_WALK_ENTRIES:,} members; a FER2013 zip holds ~36k images")
@@ -175,7 +175,7 @@ def _zip_entries(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     return out
 
 
-def _select_split(entries, want: str, source: str, skipped: dict | None = None, irregular=()):
+def select_split(entries, want: str, source: str, skipped: dict | None = None, irregular=()):
     """Keep the entries of stored split `want` (train/val/test; fer_core.splits resolves a requested name).
     `skipped` gets what the split leaves out: files per unknown class folder, entries not regular files."""
     present = {split_of_dir(s) for s, _, _ in entries} - {None}
@@ -205,87 +205,7 @@ def _select_split(entries, want: str, source: str, skipped: dict | None = None, 
     return chosen
 
 
-def _read_csv(path: Path):
-    import pandas as pd
-
-    with _open_source(path, "csv") as f:  # a regular file within MAX_CSV_BYTES
-        src = f
-        if f.read(2) == b"\x1f\x8b":  # gzip: what it expands to is bounded too, read no further than the limit
-            f.seek(0)
-            try:
-                raw = gzip.GzipFile(fileobj=f).read(MAX_CSV_BYTES + 1)
-            except (OSError, EOFError, zlib.error) as e:
-                raise DataError(f"{path}: corrupt gzip file ({e})") from None
-            if len(raw) > MAX_CSV_BYTES:
-                raise DataError(f"{path}: expands to more than {MAX_CSV_BYTES:,} bytes, the limit for a CSV data "
-                                "source")
-            src = io.BytesIO(raw)
-        else:
-            f.seek(0)
-        try:
-            df = pd.read_csv(src, dtype=str, keep_default_na=False, compression=None)
-        except Exception as e:  # pandas raises many types for garbage input
-            raise DataError(f"{path}: cannot read as CSV ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
-    df.columns = [c.strip().lower() for c in df.columns]
-    if "pixels" not in df.columns or "emotion" not in df.columns:
-        raise DataError(f"{path}: CSV needs 'emotion' and 'pixels' columns, found {list(df.columns)}")
-    return df
-
-
-def _csv_split(df, usage: str, path: Path, name: str | None = None, skipped: dict | None = None):
-    """Rows whose Usage is `usage` (Training, PublicTest, PrivateTest); a CSV without Usage is all Training.
-    `skipped` gets the count of rows with no known Usage (in no split at all)."""
-    if "usage" in df.columns:
-        col = df["usage"].fillna("").astype(str).str.strip()
-        mask = col == usage
-        rows = np.flatnonzero(mask.to_numpy())
-        n_none = int((~col.isin(USAGES)).sum())
-        if skipped is not None and n_none:
-            skipped["rows_without_usage"] = n_none
-    elif usage == "Training":
-        rows = np.arange(len(df))
-    else:
-        rows = np.array([], dtype=np.int64)
-    if len(rows) == 0:
-        raise DataError(f"{path}: split '{name or usage}' ({usage}) has no rows")
-    return rows
-
-
-def _parse_labels(df, rows, path):
-    col = df["emotion"].to_numpy()[rows]
-    y = np.empty(len(rows), dtype=np.int64)
-    for i, (r, v) in enumerate(zip(rows, col)):
-        try:
-            k = int(str(v).strip())
-        except ValueError:
-            k = -1
-        if not 0 <= k < len(CLASSES):
-            raise DataError(f"{path}: line {r + 2}: label {v!r} is not an integer in 0..{len(CLASSES) - 1}")
-        y[i] = k
-    return y
-
-
-def _decode_csv(path: Path, split: str, name: str | None = None, skipped: dict | None = None):
-    df = _read_csv(path)
-    rows = _csv_split(df, split, path, name, skipped)
-    y = _parse_labels(df, rows, path)
-    pix = df["pixels"].to_numpy()[rows]
-    x = np.empty((len(rows), SIZE, SIZE), dtype=np.uint8)
-    for i, (r, s) in enumerate(zip(rows, pix)):
-        try:
-            v = np.array(s.split(), dtype=np.int64)
-        except ValueError:
-            raise DataError(f"{path}: line {r + 2}: pixels are not integers") from None
-        if v.size != SIZE * SIZE:
-            raise DataError(f"{path}: line {r + 2}: {v.size} pixel values, expected {SIZE * SIZE}")
-        if v.min() < 0 or v.max() > 255:
-            raise DataError(f"{path}: line {r + 2}: pixel values outside 0..255")
-        x[i] = v.reshape(SIZE, SIZE)
-    ids = np.array([f"line {r + 2}" for r in rows])
-    return x, y, ids
-
-
-def _decode_images(items, read, source):
+def decode_images(items, read, source):
     x = np.empty((len(items), SIZE, SIZE), dtype=np.uint8)
     for i, (_, name) in enumerate(items):
         try:
@@ -305,9 +225,9 @@ def _npz_expanded(path, z) -> None:
                         "an .npz data source")
 
 
-def _decode_npz(path: Path, split: str):
+def decode_npz(path: Path, split: str):
     try:
-        with _open_source(path, "npz") as f, np.load(f, allow_pickle=False) as z:
+        with open_source(path, "npz") as f, np.load(f, allow_pickle=False) as z:
             _npz_expanded(path, z)
             keys = set(z.files)
             want = split
@@ -329,7 +249,7 @@ def _decode_npz(path: Path, split: str):
     return x, y, ids.astype(str)
 
 
-def _read_image_file(path: Path):
+def read_image_file(path: Path):
     def read(name):
         try:
             return read_regular(path / name, MAX_IMAGE_FILE_BYTES, "one image")
@@ -339,62 +259,12 @@ def _read_image_file(path: Path):
 
 
 @contextlib.contextmanager
-def _open_zip(path: Path):
+def open_zip(path: Path):
     """The zip source opened (a regular file within MAX_ZIP_BYTES), as a ZipFile read in place."""
-    with _open_source(path, "zip") as f:
+    with open_source(path, "zip") as f:
         try:
             zf = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, OSError, ValueError):
             raise DataError(f"{path}: corrupt zip file") from None
         with zf:
             yield zf
-
-
-def decode(path: Path, split: str, name: str | None = None):
-    """Decode stored split `split`; `name`: the name it was asked for, for messages. -> (x, y, ids, skipped):
-    skipped counts what the split left out (see SkippedDataWarning), {} when nothing."""
-    kind = source_kind(path)
-    skipped: dict = {}
-    if kind == "csv":
-        return (*_decode_csv(path, split, name, skipped), skipped)
-    if kind == "npz":
-        return (*_decode_npz(path, split), skipped)
-    if kind == "folder":
-        irregular: list = []
-        items = _select_split(_folder_entries(path, irregular), split, str(path), skipped, irregular)
-        return (*_decode_images(items, _read_image_file(path), str(path)), skipped)
-    with _open_zip(path) as zf:
-        items = _select_split(_zip_entries(zf), split, str(path), skipped)
-        try:
-            return (*_decode_images(items, zf.read, str(path)), skipped)
-        except zipfile.BadZipFile as e:
-            raise DataError(f"{path}: corrupt zip member ({e})") from None
-
-
-def stored_splits(p: Path, kind: str) -> set[str]:
-    """The stored splits (train/val/test) a folder, zip or .npz holds (a listing, no decoding)."""
-    if kind == "npz":
-        try:
-            with _open_source(p, "npz") as f, np.load(f, allow_pickle=False) as z:
-                return {k[:-2] for k in z.files if k.endswith("_x")}
-        except DataError:
-            raise
-        except Exception as e:
-            raise DataError(f"{p}: not a readable .npz data file ({e})") from None
-    if kind == "folder":
-        return {split_of_dir(d) for d, _, _ in _folder_entries(p)} - {None}
-    with _open_zip(p) as zf:
-        return {split_of_dir(d) for d, _, _ in _zip_entries(zf)} - {None}
-
-
-def read_labels(p: Path, kind: str, stored: str, name: str | None = None) -> np.ndarray:
-    """The labels of stored split `stored`, without decoding images (a listing or the CSV's label column)."""
-    if kind == "csv":
-        df = _read_csv(p)
-        return _parse_labels(df, _csv_split(df, stored, p, name), p)
-    if kind == "npz":
-        return _decode_npz(p, stored)[1]
-    if kind == "folder":
-        return np.array([k for k, _ in _select_split(_folder_entries(p), stored, str(p))])
-    with _open_zip(p) as zf:
-        return np.array([k for k, _ in _select_split(_zip_entries(zf), stored, str(p))])

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest's helpers, importable by name
 from conftest import SYNTH_POS, synthetic_faces, write_npz  # noqa: E402
 
-from fer_core import draw, filters, interpret, load_model, load_split, regions, render, saliency  # noqa: E402
+from fer_core import draw, filters, interpret, load_model, load_split, regions, render, saliency, trust  # noqa: E402
 from fer_core.models import FERNet  # noqa: E402
 
 
@@ -156,30 +156,30 @@ def test_gradcam_needs_a_conv_layer(tiny, test_faces):
 
 def test_randomization_check_separates_trained_from_random(tiny, test_faces):
     model, prep = tiny
-    rnd = saliency.randomized_model(model)
-    assert rnd is not model and saliency.randomized_model(model) is rnd  # cached per architecture
+    rnd = trust.randomized_model(model)
+    assert rnd is not model and trust.randomized_model(model) is rnd  # cached per architecture
     assert not torch.equal(rnd.first_conv.weight, model.first_conv.weight)
     rhos, trained_share, random_share = [], [], []
     for k in range(7):
         i = int(np.flatnonzero(test_faces.y == k)[0])
-        res = saliency.randomization_check(model, prep, test_faces.x[i], k, "vanilla")
+        res = trust.randomization_check(model, prep, test_faces.x[i], k, "vanilla")
         rhos.append(res["spearman"])
         trained_share.append(square_share(saliency.saliency(model, prep, test_faces.x[i], k), k))
         random_share.append(square_share(res["random_map"], k))
-        assert res["passed"] == (res["spearman"] < saliency.SANITY_MAX_RHO)
+        assert res["passed"] == (res["spearman"] < trust.SANITY_MAX_RHO)
     # the trained model's map differs from the random net's and points at the square; the random one does not
-    assert max(rhos) < saliency.SANITY_MAX_RHO
+    assert max(rhos) < trust.SANITY_MAX_RHO
     assert np.mean(trained_share) > 2 * np.mean(random_share)
     # an "explanation" that ignores the model (the face itself) is the same for both nets: the check fails it
-    edge = saliency.randomization_check(model, prep, test_faces.x[0], 0, lambda m, p, f, t: f.astype(np.float32))
+    edge = trust.randomization_check(model, prep, test_faces.x[0], 0, lambda m, p, f, t: f.astype(np.float32))
     assert edge["spearman"] == pytest.approx(1.0) and not edge["passed"]
 
 
 def test_spearman():
     a = np.arange(100.0)
-    assert saliency.spearman(a, a ** 3) == pytest.approx(1.0)
-    assert saliency.spearman(a, -a) == pytest.approx(-1.0)
-    assert saliency.spearman(a, np.zeros(100)) == 0.0
+    assert trust.spearman(a, a ** 3) == pytest.approx(1.0)
+    assert trust.spearman(a, -a) == pytest.approx(-1.0)
+    assert trust.spearman(a, np.zeros(100)) == 0.0
 
 
 def test_deletion_insertion_rewards_faithful_maps(tiny, test_faces):
@@ -188,15 +188,15 @@ def test_deletion_insertion_rewards_faithful_maps(tiny, test_faces):
     i = int(np.flatnonzero(test_faces.y == k)[0])
     face = test_faces.x[i]
     good = saliency.saliency(model, prep, face, k, "occlusion")
-    res = saliency.deletion_insertion(model, prep, face, k, good)
+    res = trust.deletion_insertion(model, prep, face, k, good)
     assert res["deletion_auc"] < res["deletion_random_auc"]
     assert res["insertion_auc"] > res["insertion_random_auc"]
     assert res["score"] > 0.05
     assert len(res["fractions"]) == len(res["deletion_curve"]) == 17
     # the same map upside down (least salient first) must score below chance, against the same random curves
-    bad = saliency.deletion_insertion(model, prep, face, k, -good)
+    bad = trust.deletion_insertion(model, prep, face, k, -good)
     assert bad["score"] < 0 and bad["deletion_random_auc"] == res["deletion_random_auc"]
-    tr = saliency.trust(model, prep, face, k, "vanilla")
+    tr = trust.trust(model, prep, face, k, "vanilla")
     assert {"score", "deletion_gain", "insertion_gain", "sanity_spearman", "sanity_passed"} <= set(tr)
 
 
@@ -361,7 +361,7 @@ def test_new_methods_find_the_square(tiny, test_faces, method):
     # a face gets the same map alone as in a batch (seeded noise per face); loose tolerance: float sums
     # are ordered differently in a batch on different CPUs
     single = saliency.saliency(model, prep, test_faces.x[idx[3]], 3, method)
-    assert saliency.spearman(single, maps[3]) > 0.99
+    assert trust.spearman(single, maps[3]) > 0.99
     np.testing.assert_allclose(single.sum(), maps[3].sum(), rtol=1e-3)
 
 
@@ -370,7 +370,7 @@ def test_gradcam_pp_agrees_with_gradcam_on_where_the_evidence_is(tiny, test_face
     idx = [int(np.flatnonzero(test_faces.y == k)[0]) for k in range(7)]
     cam = saliency.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], "gradcam")
     campp = saliency.attribute(model, prep, test_faces.x[idx], test_faces.y[idx], "gradcam_pp")
-    rho = [saliency.spearman(a, b) for a, b in zip(cam, campp)]
+    rho = [trust.spearman(a, b) for a, b in zip(cam, campp)]
     assert np.median(rho) > 0.5, np.round(rho, 2)  # related, as both weight the same layer's activations
 
 

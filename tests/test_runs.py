@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import non_default_config, synthetic_faces, write_npz
-from fer_core import devices, runfiles, runs, runstate
+from fer_core import devices, durations, runfiles, runs, runstate
 from fer_core.config import TrainConfig, save_config
 from fer_core.recipes import RECIPES, recipe_config
 from fer_core.train import build_parser, config_from_args
@@ -290,11 +290,11 @@ def test_metrics_reader_skips_broken_lines_and_keeps_the_latest_of_a_repeated_ep
 
 def test_eta_and_durations():
     ms = [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 10.0}, {"epoch": 3, "seconds": 12.0}]
-    assert runstate.eta_seconds(ms, 10) == pytest.approx(7 * 11.0)  # first epoch (start-up) left out
-    assert runstate.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
-    assert runstate.eta_seconds([], 10) is None and runstate.eta_seconds(ms, 3) == 0
-    assert runstate.format_seconds(None) == "-" and runstate.format_seconds(75) == "1m 15s"
-    assert runstate.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and runstate.format_seconds(3 * 86400) == "3d 00h"
+    assert durations.eta_seconds(ms, 10) == pytest.approx(7 * 11.0)  # first epoch (start-up) left out
+    assert durations.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
+    assert durations.eta_seconds([], 10) is None and durations.eta_seconds(ms, 3) == 0
+    assert durations.format_seconds(None) == "-" and durations.format_seconds(75) == "1m 15s"
+    assert durations.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and durations.format_seconds(3 * 86400) == "3d 00h"
 
 
 def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, synth_npz, monkeypatch):
@@ -335,32 +335,32 @@ def test_progress_within_an_epoch_and_elapsed_that_survives_resume(tmp_path, syn
     final = runs.wait(run, timeout=60)
     assert final.status["elapsed"] >= stopped.status["elapsed"]
     # the quick check's duration is estimated from this machine's measured throughput of the same model
-    est = runstate.estimate_from_past_runs(runstate.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
+    est = durations.estimate_from_past_runs(runstate.list_runs(tmp_path), "mini_cnn", {"width": 8}, 700, 3)
     assert est is not None and est[1] == "long" and est[0] > 0 and est[2] > 0
-    assert runstate.estimate_from_past_runs(runstate.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
+    assert durations.estimate_from_past_runs(runstate.list_runs(tmp_path), "vgg_bn", {}, 700, 3) is None
 
 
 def test_eta_from_progress_counts_steps_and_evaluations():
     ms = [{"epoch": 1, "seconds": 12.0, "train_seconds": 10.0}]
     p = {"epoch": 2, "step": 5, "steps": 10, "step_seconds": 1.0}
     # 5 steps left in epoch 2 + 10 in epoch 3, and 2 evaluations of 2 s each
-    assert runstate.eta_from_progress(p, ms, 3, None) == pytest.approx(15 + 4)
-    later = runstate.eta_from_progress(p, ms, 3, time.time() - 3)
+    assert durations.eta_from_progress(p, ms, 3, None) == pytest.approx(15 + 4)
+    later = durations.eta_from_progress(p, ms, 3, time.time() - 3)
     assert later == pytest.approx(16, abs=0.5)  # less the time since the progress was written
-    assert runstate.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
+    assert durations.eta_from_progress(p, [], 3, None) == pytest.approx(15)  # no evaluation measured yet
 
 
 def test_eta_counts_the_dearer_epochs_after_low_resolution_ones():
-    from fer_core.runstate import epoch_costs
+    from fer_core.durations import epoch_costs
 
     costs = epoch_costs({"low_res": 24, "low_res_epochs": 2}, 4)  # sides 24, 36, 48, 48
     assert costs == pytest.approx([0.25, 0.5625, 1.0, 1.0])
     assert epoch_costs({}, 4) is None and epoch_costs({"low_res": 0}, 4) is None
     p = {"epoch": 1, "step": 5, "steps": 10, "step_seconds": 1.0}  # epoch 1 at 24 px: 1 s per step
     # 5 steps of epoch 1, then epoch 2 at 2.25x and epochs 3-4 at 4x the seconds per step
-    assert runstate.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
+    assert durations.eta_from_progress(p, [], 4, None, costs) == pytest.approx(5 + 10 * 2.25 + 2 * 10 * 4)
     ms = [{"epoch": 1, "seconds": 5.0}, {"epoch": 2, "seconds": 11.25}]  # 20 s per 48-pixel epoch
-    assert runstate.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
+    assert durations.eta_seconds(ms, 4, costs=costs) == pytest.approx(2 * 20.0)
 
 
 def test_a_launched_run_stores_its_config_once(tmp_path, synth_npz):

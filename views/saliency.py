@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, restore, sidebar,
                         view_id)
-from fer_core import draw, interpret, picks, regions, render, saliency
+from fer_core import draw, interpret, picks, regions, render, saliency, trust
 from fer_core.text import md
 from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image, to_face48
 from fer_core.sources import CLASSES
@@ -27,7 +27,7 @@ def explain(ckpt: str, ckpt_key: float, face: np.ndarray, target: int, method: s
         t0 = time.perf_counter()
         smap = saliency.saliency(model, prep, face, target, method, **dict(opts))
         ms = (time.perf_counter() - t0) * 1e3
-        tr = saliency.trust(model, prep, face, target, method, smap=smap, **dict(opts)) if with_trust else None
+        tr = trust.trust(model, prep, face, target, method, smap=smap, **dict(opts)) if with_trust else None
     except ValueError as e:  # e.g. Grad-CAM on a model without a conv layer
         return None, None, str(e), 0.0
     return smap, tr, None, ms
@@ -221,7 +221,7 @@ def show_trust(col, tr: dict, face, t: int, alpha: float) -> None:
     # a verdict, not a change: a badge rather than a metric delta (whose arrow reads as "up")
     col.metric("Randomization ρ", f"{tr['sanity_spearman']:.2f}",
                help="Spearman correlation with the map of the same network with random weights "
-                    f"(Adebayo et al., 2018). Below {saliency.SANITY_MAX_RHO} passes; a high "
+                    f"(Adebayo et al., 2018). Below {trust.SANITY_MAX_RHO} passes; a high "
                     "value means the map barely depends on what the model learned.")
     col.markdown(":green-badge[passes]" if tr["sanity_passed"] else ":red-badge[fails]")
     col.image(draw.overlay(face, tr["random_map"], alpha, scale=1), width=72, caption="random-weights map")

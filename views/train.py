@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, load_settings, runs_dir, save_setting,
                         settings_file, set_active_checkpoint, sidebar)
-from fer_core import ablation, devices, runfiles, runs, runstate
+from fer_core import ablation, devices, durations, runfiles, runs, runstate
 from fer_core.images import DataError
 from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
 from fer_core.precision import trainer_settings
@@ -115,12 +115,12 @@ def quick_estimate() -> str:
     """The quick check's duration measured here (from an earlier run of its model), not a constant."""
     q = RECIPES["quick"]
     n_train = min(q.get("max_train_samples") or 10**9, sum(get_class_counts(str(SAMPLE_DATA), "train").values()))
-    est = runstate.estimate_from_past_runs(all_runs, q["model"], {}, n_train, q["epochs"])
+    est = durations.estimate_from_past_runs(all_runs, q["model"], {}, n_train, q["epochs"])
     if est is None:
         return (f"quick check: {q['model']}, {q['epochs']} epochs on the bundled sample's {n_train:,} training "
                 "faces; its duration on this machine is measured by the first run of it")
     secs, name, rate = est
-    return (f"quick check: about {runstate.format_seconds(secs)} on this machine ({rate:,.0f} images/s measured "
+    return (f"quick check: about {durations.format_seconds(secs)} on this machine ({rate:,.0f} images/s measured "
             f"by run {name})")
 
 
@@ -220,7 +220,7 @@ def calibrated_estimate(v: dict) -> str | None:
                            **trainer_settings(cfg, kind))
     secs = estimate_from_calibration(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
     low = f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)" if cfg.low_res else ""
-    return (f"Estimated duration here: **about {runstate.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
+    return (f"Estimated duration here: **about {durations.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
             f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
             f"{cal['eval_images_per_s']:,.0f} validation images/s.\n\n" + ablation.duration_text(cfg, secs))
@@ -354,16 +354,16 @@ def live_view(name: str) -> None:
         text += f" · epoch {p['epoch']}: step {p['step']}/{p['steps']}"
     if r.images_per_s:
         text += f" · {r.images_per_s:,.0f} images/s"
-    text += f" · elapsed {runstate.format_seconds(r.duration)}"
+    text += f" · elapsed {durations.format_seconds(r.duration)}"
     if r.active:
-        text += f" · ETA {runstate.format_seconds(eta)}" if eta is not None else " · ETA after the first steps"
+        text += f" · ETA {durations.format_seconds(eta)}" if eta is not None else " · ETA after the first steps"
     st.progress(min(1.0, done / epochs), text=text)
     m = r.metrics[-1] if r.metrics else {}
     c = st.columns(4)
     c[0].metric("Best val acc", f"{r.best_val_acc:.1%}" if r.best_val_acc is not None else "-")
     c[1].metric("Val loss", f"{m['val_loss']:.4f}" if m.get("val_loss") is not None else "-")
     c[2].metric("Train acc", f"{m['train_acc']:.1%}" if m.get("train_acc") is not None else "-")
-    c[3].metric("Epoch time", runstate.format_seconds(m.get("seconds")) if m else "-")
+    c[3].metric("Epoch time", durations.format_seconds(m.get("seconds")) if m else "-")
     if r.metrics:
         st.plotly_chart(curves(r.metrics), width="stretch", key=f"tr_curves_{name}")
     b = st.columns([1, 1, 4])
