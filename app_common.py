@@ -2,15 +2,14 @@
 
 Pages call `ctx = sidebar()` first, then `get_model(ctx.checkpoint)` / `get_faces(ctx.data, split)`.
 Other pages' code (or a test) changes the active model with `set_active_checkpoint(path)`, or by assigning
-st.session_state["active_checkpoint"] / ["data_source"] before a run.
+st.session_state["active_checkpoint"] / ["data_source"] before a run. What the dashboard remembers (settings,
+each page's view) is app_state.py; the progress bar of long work app_progress.py.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +17,16 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 import fer_core
-from fer_core import devices, durations, interpret, runstate
+from fer_core import devices, interpret, runstate
 from fer_core import splits as splits_mod
 from fer_core.checkpoint import CheckpointError
 from fer_core.data import file_key
 from fer_core.images import DataError
 from fer_core.runfiles import BEST_FILE, LAST_FILE
-from fer_core.text import md
+from fer_core.text import md, one_line
+
+from app_progress import progress_reporter, top_slot
+from app_state import load_settings, save_setting
 
 ROOT = Path(__file__).resolve().parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -45,36 +47,6 @@ PAGES = [
     ("views/classify.py", "Classify", ":material/photo_camera:", "Classify your own photo or webcam face"),
     ("views/video.py", "Video", ":material/movie:", "An emotion timeline for every face in a video clip"),
 ]
-
-
-def settings_file() -> Path:
-    """The user's settings: $FER_SETTINGS_FILE (tests point it at a temp file), else
-    $XDG_CONFIG_HOME/fer-dashboard/settings.json (~/.config/... by default)."""
-    if os.environ.get("FER_SETTINGS_FILE"):
-        return Path(os.environ["FER_SETTINGS_FILE"])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "fer-dashboard" / "settings.json"
-
-
-def load_settings() -> dict:
-    """What the user chose in earlier sessions (e.g. "data_source", "train_data"); {} if none or unreadable."""
-    try:
-        obj = json.loads(settings_file().read_text())
-        return obj if isinstance(obj, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def save_setting(key: str, value) -> None:
-    """Remember one choice across sessions and restarts; a read-only config dir only loses the memory."""
-    s = load_settings()
-    if s.get(key) == value:
-        return
-    s[key] = value
-    try:
-        fer_core.data.atomic_write_bytes(settings_file(), (json.dumps(s, indent=2) + "\n").encode(), fsync=False)
-    except OSError:
-        pass
 
 
 def runs_dir() -> Path:
@@ -125,13 +97,14 @@ def get_model(path):
     return _load_model(str(path), file_version(path))
 
 
-def model_or_stop(path):
-    """get_model, but a missing or broken checkpoint shows a clear message and stops the page."""
+def model_or_stop(path, what: str = "the active checkpoint"):
+    """get_model, the one way every page handles a checkpoint that does not load (missing, not a checkpoint,
+    weights that do not fit): one line saying why, and the page stops."""
     try:
         return get_model(path)
     except CheckpointError as e:
-        st.error(f"Cannot load the active checkpoint: {md(e)}")
-        st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
+        st.error(f"Cannot load {what}: {md(one_line(e).rstrip('.'))}. Pick another checkpoint, or train one on the "
+                 "Train page.")
         st.stop()
 
 
@@ -150,30 +123,6 @@ def get_faces(path, split):
 def _predictions(ckpt: str, ckpt_mtime: float, data: str, data_mtime: float, split: str, tta: bool):
     model, prep = get_model(ckpt)
     return interpret.predictions(model, prep, get_faces(data, split), tta=tta, checkpoint=ckpt)
-
-
-def progress_reporter(where, what: str):
-    """A progress(done, total, stage) callback drawing a bar with the count and an ETA in `where`
-    (ETA from the rate so far; redrawn at most 5 times a second)."""
-    t0, last = time.perf_counter(), [0.0]
-
-    def report(done, total, stage=""):
-        now = time.perf_counter()
-        if now - last[0] < 0.2 and done < total:
-            return
-        last[0] = now
-        rate = done / max(now - t0, 1e-6)
-        left = (total - done) / rate if done else None
-        eta = f" · about {durations.format_seconds(left)} left" if left is not None else ""
-        where.progress(min(1.0, done / max(total, 1)),
-                       text=f"{what}: {stage} {done:,}/{total:,}{eta}. Until it finishes, what is shown below "
-                            "is from before the change (faded) and not yet updated.")
-    return report
-
-
-def top_slot():
-    """A placeholder at the top of the current page (made by sidebar()), for progress bars of long work."""
-    return st.session_state.get("_top_slot") or st.empty()
 
 
 def get_predictions(ckpt, data, split, tta=False):
@@ -262,7 +211,7 @@ def device() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# view state: what a page shows survives a reload, a shared link and a visit to another page
+# navigation
 
 
 def view_id(ctx) -> str:
@@ -271,32 +220,6 @@ def view_id(ctx) -> str:
     switch draws them afresh instead of keeping the old labels."""
     ident = f"{ctx.checkpoint}|{file_version(ctx.checkpoint)}|{ctx.data}|{file_version(ctx.data)}|{ctx.split}"
     return hashlib.sha1(ident.encode()).hexdigest()[:8]
-
-
-def restore(key: str, param: str, parse=str, ok=lambda v: True, memo: str | None = None) -> None:
-    """Before widget `key` is drawn: when Streamlit holds no value for it (a new session, or the user came back
-    from another page, which drops a page's widget state), give it the URL's ?param=... value, else the value
-    remembered by keep() under `memo` (default: key). Values that fail `parse` or `ok` are ignored."""
-    ss = st.session_state
-    if key in ss:
-        return
-    found = []
-    if param in st.query_params:
-        try:
-            found.append(parse(st.query_params[param]))
-        except (ValueError, TypeError, KeyError, IndexError):
-            pass  # a hand-edited or outdated link: the widget's default
-    kept = ss.get("_kept", {})
-    if (memo or key) in kept:
-        found.append(kept[memo or key])
-    for v in found:
-        try:
-            good = ok(v)
-        except (ValueError, TypeError, KeyError, IndexError):
-            good = False
-        if good:
-            ss[key] = v
-            return
 
 
 def open_in_saliency(ctx, index: int, origin: str, checkpoint=None) -> None:
@@ -313,21 +236,6 @@ def open_in_saliency(ctx, index: int, origin: str, checkpoint=None) -> None:
     except StreamlitAPIException:
         # the page runs outside the dashboard's navigation (e.g. on its own): nothing to switch to
         st.info("Face sent to the Saliency page; open it from the navigation.")
-
-
-def keep(key: str, param: str, value, dump=str) -> None:
-    """After drawing a widget: remember its value for this session (under `key`) and write it to the URL's
-    query parameters, so the view can be reloaded or shared; None removes it."""
-    kept = st.session_state.setdefault("_kept", {})
-    if value is None:
-        kept.pop(key, None)
-        if param in st.query_params:
-            del st.query_params[param]
-        return
-    kept[key] = value
-    text = dump(value)
-    if st.query_params.get(param) != text:
-        st.query_params[param] = text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_bundled_sample_has_a_stratified_train_split_beside_its_test_faces():
 
 
 def test_the_dashboard_progress_bar_counts_and_estimates(tiny, synth_npz, fresh_cache):
-    import app_common
+    import app_progress
 
     class Slot:  # stands for the st.empty() at the top of a page
         def __init__(self):
@@ -99,7 +99,7 @@ def test_the_dashboard_progress_bar_counts_and_estimates(tiny, synth_npz, fresh_
     model, prep = tiny
     faces = fer_core.load_split(synth_npz, "test")
     slot = Slot()
-    interpret.predictions(model, prep, faces, batch_size=32, progress=app_common.progress_reporter(slot, "Predicting"))
+    interpret.predictions(model, prep, faces, batch_size=32, progress=app_progress.progress_reporter(slot, "Predicting"))
     value, text = slot.calls[-1]
     assert value == 1.0 and f"{len(faces)}/{len(faces)}" in text and "from before the change" in text
     assert all(0 <= v <= 1 for v, _ in slot.calls)

@@ -77,3 +77,26 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path):
 
 def test_no_import_cycle_in_fer_core():
     assert cycles(import_graph()) == []
+
+
+ROOT = PACKAGE.parent
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def test_no_re_export_lines_in_fer_core():
+    """Callers import a name from the module that defines it: no `import x  # noqa: F401` kept for others."""
+    found = [f"{p.name}:{i}" for p in sorted(PACKAGE.glob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1) if "noqa: F401" in line]
+    assert found == []
+
+
+def test_every_view_is_at_most_300_lines():
+    assert {p.name: lines(p) for p in (ROOT / "views").glob("*.py") if lines(p) > 300} == {}
+
+
+def test_every_fer_core_module_and_app_common_is_at_most_350_lines():
+    files = [*PACKAGE.glob("*.py"), ROOT / "app_common.py"]
+    assert {p.name: lines(p) for p in files if lines(p) > 350} == {}

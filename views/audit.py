@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_common import (file_version, get_faces, get_predictions, get_splits, keep, model_or_stop, open_in_saliency,
-                        restore, sidebar)
+from app_common import file_version, get_faces, get_predictions, get_splits, model_or_stop, open_in_saliency, sidebar
+from app_state import keep, restore
 from fer_core import audit, draw
 from fer_core.images import DataError
 from fer_core.sources import CLASSES

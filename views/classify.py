@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_common import file_version, get_model, sidebar
+from app_common import file_version, get_model, model_or_stop, sidebar
 from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.sources import CLASSES
 from fer_core.faces import draw_faces, find_faces
@@ -178,11 +178,7 @@ st.caption("Every face in your photos: boxed, numbered and classified. Faces are
            "FaceDetectorYN; the Haar cascade as fallback), levelled on the eyes and given to the model as 48x48 "
            "grayscale crops framed like the training data.")
 
-try:
-    model, prep = get_model(ctx.checkpoint)
-except Exception as e:  # a broken checkpoint file: say so instead of a traceback
-    st.error(f"Cannot load the checkpoint: {md(one_line(e))}")
-    st.stop()
+model, prep = model_or_stop(ctx.checkpoint)
 
 o1, o2, o3 = st.columns(3)
 tta = o1.toggle("Test-time augmentation (mirror)", value=False)

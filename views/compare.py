@@ -6,8 +6,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_common import (checkpoint_choices, checkpoint_label, file_version, get_faces, get_predictions, keep,
-                        model_or_stop, open_in_saliency, restore, sidebar)
+from app_common import (checkpoint_choices, checkpoint_label, file_version, get_faces, get_predictions, model_or_stop,
+                        open_in_saliency, sidebar)
+from app_state import keep, restore
 from fer_core import compare, draw
 from fer_core.images import DataError
 from fer_core.sources import CLASSES
@@ -124,7 +125,7 @@ ctx = sidebar()
 st.title("Compare")
 model_or_stop(ctx.checkpoint)
 b = pick_b(ctx.checkpoint)
-model_or_stop(b)
+model_or_stop(b, "checkpoint B")
 try:
     faces = get_faces(ctx.data, ctx.split)
 except (DataError, OSError) as e:

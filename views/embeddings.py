@@ -6,8 +6,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_common import (file_version, get_faces, get_model, get_predictions, keep, model_or_stop, open_in_saliency,
-                        progress_reporter, restore, sidebar, top_slot, view_id)
+from app_common import (file_version, get_faces, get_model, get_predictions, model_or_stop, open_in_saliency, sidebar,
+                        view_id)
+from app_progress import progress_reporter, top_slot
+from app_state import keep, restore
 from fer_core import draw, embeddings
 from fer_core.images import DataError
 from fer_core.sources import CLASSES

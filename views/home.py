@@ -7,22 +7,16 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_model, get_splits, runs_dir,
+from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_splits, model_or_stop, runs_dir,
                         sidebar, split_label)
 from fer_core import ablation, count_parameters, report, runstate
-from fer_core.checkpoint import CheckpointError
 from fer_core.config import options
 from fer_core.inference import inference_precision
 from fer_core.images import DataError
 from fer_core.sources import CLASSES
 from fer_core.text import md
 
-ctx = sidebar()
-st.title("fer-dashboard")
-st.caption("Facial expression recognition on FER2013 (48x48 grayscale faces, 7 expressions): train models, "
-           "see where they fail and what they look at.")
-
-# --- start here: what each view answers, in the order a first visit goes
+# what each view answers, in the order a first visit goes
 QUESTIONS = {
     "views/confusion_matrix.py": "Which expressions does the model mix up? Click a cell to see those faces.",
     "views/saliency.py": "Which pixels made it decide? Maps by eight methods, each with a trust score.",
@@ -30,29 +24,25 @@ QUESTIONS = {
     "views/classify.py": "What does it say about your own photo or webcam picture?",
     "views/train.py": "Can you train a better one? Launch, watch and compare runs, then use the best.",
 }
-st.subheader("Start here")
-views = [p for p in PAGES if p[0] != "views/home.py"]
-views.sort(key=lambda p: list(QUESTIONS).index(p[0]) if p[0] in QUESTIONS else len(QUESTIONS))
-cols = st.columns(len(views) or 1)
-for col, (path, title, icon, what) in zip(cols, views):
-    with col:
-        st.page_link(path, label=title, icon=icon)
-        st.caption(QUESTIONS.get(path, what))
+
+
+def start_here() -> None:
+    st.subheader("Start here")
+    views = [p for p in PAGES if p[0] != "views/home.py"]
+    views.sort(key=lambda p: list(QUESTIONS).index(p[0]) if p[0] in QUESTIONS else len(QUESTIONS))
+    cols = st.columns(len(views) or 1)
+    for col, (path, title, icon, what) in zip(cols, views):
+        with col:
+            st.page_link(path, label=title, icon=icon)
+            st.caption(QUESTIONS.get(path, what))
 
 
 def pct(v) -> str:
     return f"{v:.1%}" if isinstance(v, (int, float)) else "-"
 
 
-# --- the active model: headline numbers read from the checkpoint
-st.subheader("Active model")
-try:
-    model, prep = get_model(ctx.checkpoint)
-except CheckpointError as e:
-    model = None
-    st.error(f"Cannot load the active checkpoint: {md(e)}")
-    st.info("Pick another checkpoint in the sidebar, or train one on the Train page.")
-if model is not None:
+def model_card(model) -> None:
+    """The active model's headline numbers, read from its checkpoint."""
     meta = model.checkpoint
     metrics = meta.get("metrics") or {}
     tc = meta.get("train_config") or {}
@@ -87,31 +77,32 @@ if model is not None:
         c4.metric("Best epoch", str(meta.get("epoch", "-")), help="the epoch this checkpoint was saved at")
         c5.metric("Train accuracy", pct(metrics.get("train_acc")), help="on the training split at that epoch")
 
-left, right = st.columns([1, 1], gap="large")
 
-with left:
-    if model is not None:
-        stat = os.stat(ctx.checkpoint)
-        st.caption(f"{md(checkpoint_label(ctx.checkpoint))} · {stat.st_size / 1e6:.1f} MB · saved "
-                   f"{datetime.fromtimestamp(stat.st_mtime):%Y-%m-%d %H:%M} · normalization "
-                   f"{(meta.get('normalization') or {}).get('mode', '?')}")
-        if meta.get("model_args"):
-            st.caption("Model arguments: " + md(", ".join(f"{k}={v}" for k, v in meta["model_args"].items())))
-        if tc:
-            # every TrainConfig field but the data path (the training machine's) and the model arguments
-            # (the caption above); None shows what it stands for
-            rows = [(o.name, str(tc[o.name]) if tc[o.name] is not None else o.placeholder)
-                    for o in options() if o.name in tc and o.section != "source" and o.kind != "json"]
-            st.markdown("**Training configuration**")
-            st.dataframe(pd.DataFrame(rows, columns=["option", "value"]), hide_index=True, width="stretch",
-                         height=35 * (len(rows) + 1) + 3, column_config={
-                             "option": st.column_config.TextColumn("option", width="medium"),
-                             "value": st.column_config.TextColumn("value", width="medium")})
-        else:
-            st.caption("No training configuration stored with this checkpoint.")
+def training_config(ctx, meta: dict) -> None:
+    """The checkpoint file, its model arguments and the configuration it was trained with."""
+    tc = meta.get("train_config") or {}
+    stat = os.stat(ctx.checkpoint)
+    st.caption(f"{md(checkpoint_label(ctx.checkpoint))} · {stat.st_size / 1e6:.1f} MB · saved "
+               f"{datetime.fromtimestamp(stat.st_mtime):%Y-%m-%d %H:%M} · normalization "
+               f"{(meta.get('normalization') or {}).get('mode', '?')}")
+    if meta.get("model_args"):
+        st.caption("Model arguments: " + md(", ".join(f"{k}={v}" for k, v in meta["model_args"].items())))
+    if tc:
+        # every TrainConfig field but the data path (the training machine's) and the model arguments
+        # (the caption above); None shows what it stands for
+        rows = [(o.name, str(tc[o.name]) if tc[o.name] is not None else o.placeholder)
+                for o in options() if o.name in tc and o.section != "source" and o.kind != "json"]
+        st.markdown("**Training configuration**")
+        st.dataframe(pd.DataFrame(rows, columns=["option", "value"]), hide_index=True, width="stretch",
+                     height=35 * (len(rows) + 1) + 3, column_config={
+                         "option": st.column_config.TextColumn("option", width="medium"),
+                         "value": st.column_config.TextColumn("value", width="medium")})
+    else:
+        st.caption("No training configuration stored with this checkpoint.")
 
-# --- the data set
-with right:
+
+def data_set(ctx) -> None:
+    """The data source's splits and faces per class."""
     st.markdown("**Data set**")
     st.caption(md(ctx.data))
     # each split of the source once, named with the FER2013 split it holds ("test (PublicTest)")
@@ -131,7 +122,7 @@ with right:
         st.warning("This data source holds no faces.")
 
 
-def report_panel() -> None:
+def report_panel(ctx, model, prep) -> None:
     """The course report's study of the active model on the active data (fer_core.report) as an HTML download;
     the runs chosen feed its training and ablation sections (by default the active run's ablation group)."""
     st.subheader("Report")
@@ -149,11 +140,10 @@ def report_panel() -> None:
     if st.button("Report", key="home_report", type="primary", help="Build the report (about half a minute)"):
         bar = st.progress(0.0, text="Building the report...")
         try:
-            model, prep = get_model(ctx.checkpoint)
             rep = report.build(model, prep, get_faces(ctx.data, ctx.split), ctx.checkpoint,
                                [runs_dir() / n for n in chosen],
                                progress=lambda d, n, what: bar.progress(d / n, text=f"Building the report: {what}"))
-        except (CheckpointError, DataError, ValueError, OSError) as e:
+        except (DataError, ValueError, OSError) as e:
             st.error(f"No report: {md(e)}")
         else:
             st.session_state["home_report_html"] = (key, rep.html().encode())
@@ -165,5 +155,19 @@ def report_panel() -> None:
                            key="home_report_download")
 
 
-if model is not None:
-    report_panel()
+ctx = sidebar()
+st.title("fer-dashboard")
+st.caption("Facial expression recognition on FER2013 (48x48 grayscale faces, 7 expressions): train models, "
+           "see where they fail and what they look at.")
+start_here()
+st.subheader("Active model")
+card = st.container()
+left, right = st.columns([1, 1], gap="large")
+with right:  # drawn first: a checkpoint that does not load stops the page below, the data set stays
+    data_set(ctx)
+with card:
+    model, prep = model_or_stop(ctx.checkpoint)
+    model_card(model)
+with left:
+    training_config(ctx, model.checkpoint)
+report_panel(ctx, model, prep)

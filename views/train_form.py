@@ -9,8 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_common import (SAMPLE_DATA, data_source, get_class_counts, get_splits, load_settings, save_setting,
-                        settings_file)
+from app_common import SAMPLE_DATA, data_source, get_class_counts, get_splits
+from app_state import load_settings, save_setting, settings_file
 from fer_core import ablation, durations, runs
 from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
 from fer_core.config import Option, TrainConfig, options, parse_json_object
