@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_core import load_model, load_split, saliency as interpret  # noqa: E402
+from fer_core import load_model, load_split, saliency  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "fer_best.pt"))
@@ -28,13 +28,13 @@ faces = load_split(a.data, "test")
 print(f"{Path(a.checkpoint).name} on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
       f"median of {a.repeats} faces, ms per map")
 times = {}
-for method in interpret.METHODS:
-    interpret.saliency(model, prep, faces.x[0], int(faces.y[0]), method)  # warm-up
+for method in saliency.METHODS:
+    saliency.saliency(model, prep, faces.x[0], int(faces.y[0]), method)  # warm-up
     ts = []
     for i in range(a.repeats):
         t0 = time.perf_counter()
-        interpret.saliency(model, prep, faces.x[i + 1], int(faces.y[i + 1]), method)
+        saliency.saliency(model, prep, faces.x[i + 1], int(faces.y[i + 1]), method)
         ts.append((time.perf_counter() - t0) * 1e3)
     times[method] = float(np.median(ts))
 for method, ms in times.items():
-    print(f"{interpret.METHOD_NAMES[method]:<22}{ms:8.1f} ms   {ms / times['vanilla']:6.1f}x vanilla")
+    print(f"{saliency.METHOD_NAMES[method]:<22}{ms:8.1f} ms   {ms / times['vanilla']:6.1f}x vanilla")

@@ -9,7 +9,6 @@ optimizer steps, evaluation) in fer_core.steps.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys

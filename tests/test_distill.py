@@ -1,9 +1,7 @@
 """Knowledge distillation (--teacher): the loss's closed form, the precomputed (and cached) targets of each face
 and its mirror, a student that learns its teacher's answers rather than the given labels, exact resume."""
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -126,7 +126,6 @@ def test_evaluate_without_near_copies_leaves_out_the_test_faces_copied_into_trai
     from PIL import Image
 
     from fer_core.evaluate import evaluate
-    from fer_core.metrics import metrics
     from tests.conftest import synthetic_faces, write_npz
 
     (x, y), (xt, yt) = synthetic_faces(300, 0), synthetic_faces(60, 1)
