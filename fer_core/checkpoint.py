@@ -160,7 +160,8 @@ def load_model(path, device="cpu"):
 def export_checkpoint(src, dst, half: bool = True, **extra) -> dict:
     """A shippable copy of a run's checkpoint: no optimizer state, fp16 weights if `half`."""
     ckpt = read_checkpoint(src)
-    out = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "step")}
+    # resume state only: the optimizer, RNG, step and, under --ema, the trained (not averaged) weights
+    out = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "step", "train_state_dict")}
     if half:
         out["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     out.update(extra)

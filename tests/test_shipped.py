@@ -24,3 +24,27 @@ def test_shipped_checkpoint_on_bundled_sample(name, model, floor):
     per_class = [float((fer_core.predict_proba(net, prep, faces.x[faces.y == k]).argmax(1) == k).mean())
                  for k in range(7)]
     assert np.mean(per_class) > floor - 0.05
+
+
+def test_export_keeps_the_averaged_weights_in_fp16_and_drops_resume_state(tmp_path):
+    """export_checkpoint: a run's checkpoint under --ema holds the average as `state_dict` and the trained weights
+    as `train_state_dict` (to resume from); the shipped copy keeps the average only, in fp16, plus the extras."""
+    import torch
+
+    from fer_core.checkpoint import export_checkpoint, save_checkpoint
+    from fer_core.models import create_model
+
+    avg, trained = create_model("mini_cnn").state_dict(), create_model("mini_cnn").state_dict()
+    src = {"format_version": 1, "model_name": "mini_cnn", "model_args": {}, "classes": list(fer_core.CLASSES),
+           "normalization": {"mode": "global", "mean": torch.full((1, 1, 1), 0.5), "std": torch.full((1, 1, 1), 0.25)}, "state_dict": avg,
+           "train_state_dict": trained, "optimizer": {"state": {}, "param_groups": []}, "step": 7, "epoch": 1}
+    save_checkpoint(src, tmp_path / "last.pt")
+    out = export_checkpoint(tmp_path / "last.pt", tmp_path / "ship.pt", hardware="a CPU")
+    back = read_checkpoint(tmp_path / "ship.pt")
+    assert not {"train_state_dict", "optimizer", "step"} & set(back) and back["hardware"] == "a CPU"
+    assert back["epoch"] == 1 and set(back["state_dict"]) == set(avg) == set(out["state_dict"])
+    for k, v in avg.items():
+        if v.is_floating_point():
+            assert back["state_dict"][k].dtype == torch.float16 and torch.equal(back["state_dict"][k], v.half())
+        else:
+            assert torch.equal(back["state_dict"][k], v)
