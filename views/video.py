@@ -86,70 +86,94 @@ def frame_at(clip: str, t: float) -> np.ndarray:
     return video.read_frame(clip, t)
 
 
-# ----------------------------------------------------------------------------------------------
+def clip_input() -> tuple[float, object]:
+    """(frames per second, the uploaded clip); without a clip the page says what to do and stops."""
+    st.caption(f"Every face in a clip, frame by frame: faces are found and classified like in photos and linked "
+               f"into tracks. Limits: {video.MAX_DURATION_S / 60:.0f} min; frames larger than "
+               f"{video.ANALYSIS_SIDE} px are downscaled for detection.")
+    fps = st.select_slider("Frames analysed per second of video", options=[1.0, 2.0, 5.0, 10.0], value=5.0)
+    upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="mp4, webm, mov, avi, mkv")
+    if upload is None:
+        st.info("Upload a video clip to see an emotion timeline for every face in it.")
+        st.stop()
+    return fps, upload
+
+
+def analysis(upload, checkpoint: str, fps: float) -> dict:
+    """The clip's analysis and what it found; the page stops at an error or when no face was found."""
+    out = run_analysis(upload.getvalue(), upload.name, checkpoint, fps)
+    if "error" in out:
+        st.warning(md(out["error"]))
+        st.stop()
+    res = out["result"]
+    for note in res.notes:
+        st.info(md(note))
+    st.caption(f"{res.info.width}x{res.info.height}, {res.info.duration:.1f} s; {res.sampled} frames analysed, "
+               f"{len(res.tracks)} track(s)")
+    if not res.rows:
+        st.stop()
+    return out
+
+
+def pick_frame(res) -> tuple[int, dict]:
+    """(track, row of the frame picked): the track's timeline, whose click moves the frame slider below it."""
+    st.subheader("Timeline")
+    tracks = [t["track"] for t in res.tracks]
+    track = st.radio("Track", tracks, horizontal=True, format_func=lambda t: f"track {t}") if len(tracks) > 1 \
+        else tracks[0]
+    event = st.plotly_chart(timeline(res, track), key=f"timeline-{track}", on_select="rerun",
+                            selection_mode="points")
+    rows = [r for r in res.rows if r["track"] == track]
+    times = [r["time"] for r in rows]
+    points = (event.selection.get("points") if event else None) or []
+    slider_key = f"frame-{track}"
+    if slider_key not in st.session_state or st.session_state[slider_key] not in times:
+        st.session_state[slider_key] = times[0]
+    if points:  # a new click moves the slider to that point; the slider moves freely until the next click
+        clicked = min(times, key=lambda t: abs(t - float(points[0]["x"])))
+        if st.session_state.get(f"clicked-{track}") != clicked:
+            st.session_state[f"clicked-{track}"] = st.session_state[slider_key] = clicked
+    picked = st.select_slider("Frame at (s)", options=times, format_func=lambda t: f"{t:.2f}", key=slider_key)
+    return track, rows[times.index(picked)]
+
+
+def frame_view(out: dict, track: int, row: dict) -> None:
+    """The whole frame with every face boxed, and the picked track's face as the model sees it."""
+    res = out["result"]
+    c1, c2 = st.columns([3, 1])
+    try:
+        frame = frame_at(out["clip"], row["time"])
+        s = res.info.scale
+        boxes = [[round(v * s) for v in r["box"]] for r in res.rows if r["frame"] == row["frame"]]
+        caps = [f"#{r['track']} {r['label']}" for r in res.rows if r["frame"] == row["frame"]]
+        c1.image(draw_faces(frame, boxes, caps), width="stretch")
+        c1.caption(f"frame at {row['time']:.2f} s, every face boxed with its track number")
+    except DataError as e:
+        c1.warning(one_line(e))
+    face = res.crops[(row["frame"], track)]
+    c2.image(np.kron(face, np.ones((3, 3), np.uint8)), caption="what the model sees (48x48)")
+    c2.markdown(f"**track {track}: {md(row['label'])}** ({row['probabilities'][row['label']]:.0%})")
+
+
+def summary(out: dict) -> None:
+    st.subheader("Per track: share of frames in each expression")
+    st.plotly_chart(summary_bars(out["result"]), key="summary")
+    st.download_button("Download CSV", video.rows_to_csv(out["result"].rows),
+                       file_name=f"{Path(out['name']).stem}_emotions.csv", mime="text/csv")
+
+
+def annotated_clip(out: dict, fps: float) -> None:
+    if out["annotated"]:
+        st.subheader("Annotated clip")
+        st.video(Path(out["annotated"]).read_bytes(), format="video/webm")
+        st.caption(f"The analysed frames ({fps:g} per second), boxed and labelled, at real speed.")
+
 
 ctx = sidebar()
 st.title("Video")
-st.caption(f"Every face in a clip, frame by frame: faces are found and classified like in photos and linked "
-           f"into tracks. Limits: {video.MAX_DURATION_S / 60:.0f} min; frames larger than "
-           f"{video.ANALYSIS_SIDE} px are downscaled for detection.")
-
-fps = st.select_slider("Frames analysed per second of video", options=[1.0, 2.0, 5.0, 10.0], value=5.0)
-upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="mp4, webm, mov, avi, mkv")
-if upload is None:
-    st.info("Upload a video clip to see an emotion timeline for every face in it.")
-    st.stop()
-
-out = run_analysis(upload.getvalue(), upload.name, ctx.checkpoint, fps)
-if "error" in out:
-    st.warning(md(out["error"]))
-    st.stop()
-res = out["result"]
-for note in res.notes:
-    st.info(md(note))
-st.caption(f"{res.info.width}x{res.info.height}, {res.info.duration:.1f} s; {res.sampled} frames analysed, "
-           f"{len(res.tracks)} track(s)")
-if not res.rows:
-    st.stop()
-
-st.subheader("Timeline")
-tracks = [t["track"] for t in res.tracks]
-track = st.radio("Track", tracks, horizontal=True, format_func=lambda t: f"track {t}") if len(tracks) > 1 \
-    else tracks[0]
-event = st.plotly_chart(timeline(res, track), key=f"timeline-{track}", on_select="rerun", selection_mode="points")
-rows = [r for r in res.rows if r["track"] == track]
-times = [r["time"] for r in rows]
-points = (event.selection.get("points") if event else None) or []
-slider_key = f"frame-{track}"
-if slider_key not in st.session_state or st.session_state[slider_key] not in times:
-    st.session_state[slider_key] = times[0]
-if points:  # a new click moves the slider to that point; the slider moves freely until the next click
-    clicked = min(times, key=lambda t: abs(t - float(points[0]["x"])))
-    if st.session_state.get(f"clicked-{track}") != clicked:
-        st.session_state[f"clicked-{track}"] = st.session_state[slider_key] = clicked
-picked = st.select_slider("Frame at (s)", options=times, format_func=lambda t: f"{t:.2f}", key=slider_key)
-row = rows[times.index(picked)]
-
-c1, c2 = st.columns([3, 1])
-try:
-    frame = frame_at(out["clip"], row["time"])
-    s = res.info.scale
-    boxes = [[round(v * s) for v in r["box"]] for r in res.rows if r["frame"] == row["frame"]]
-    caps = [f"#{r['track']} {r['label']}" for r in res.rows if r["frame"] == row["frame"]]
-    c1.image(draw_faces(frame, boxes, caps), width="stretch")
-    c1.caption(f"frame at {row['time']:.2f} s, every face boxed with its track number")
-except DataError as e:
-    c1.warning(one_line(e))
-face = res.crops[(row["frame"], track)]
-c2.image(np.kron(face, np.ones((3, 3), np.uint8)), caption="what the model sees (48x48)")
-c2.markdown(f"**track {track}: {md(row['label'])}** ({row['probabilities'][row['label']]:.0%})")
-
-st.subheader("Per track: share of frames in each expression")
-st.plotly_chart(summary_bars(res), key="summary")
-st.download_button("Download CSV", video.rows_to_csv(res.rows), file_name=f"{Path(out['name']).stem}_emotions.csv",
-                   mime="text/csv")
-
-if out["annotated"]:
-    st.subheader("Annotated clip")
-    st.video(Path(out["annotated"]).read_bytes(), format="video/webm")
-    st.caption(f"The analysed frames ({fps:g} per second), boxed and labelled, at real speed.")
+fps, upload = clip_input()
+out = analysis(upload, ctx.checkpoint, fps)
+track, row = pick_frame(out["result"])
+frame_view(out, track, row)
+summary(out)
+annotated_clip(out, fps)
