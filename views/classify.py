@@ -170,36 +170,42 @@ def live_section(model, prep, checkpoint: str) -> None:
     live_readout()
 
 
+def live_toggle(model, prep, checkpoint: str) -> None:
+    st.divider()
+    if st.toggle("Live webcam", value=False, help="Continuous classification, smoothed over frames"):
+        live_section(model, prep, checkpoint)
+
+
 # ----------------------------------------------------------------------------------------------
+# Photos and webcam pictures
 
-ctx = sidebar()
-st.title("Classify")
-st.caption("Every face in your photos: boxed, numbered and classified. Faces are found with YuNet (OpenCV's "
-           "FaceDetectorYN; the Haar cascade as fallback), levelled on the eyes and given to the model as 48x48 "
-           "grayscale crops framed like the training data.")
 
-model, prep = model_or_stop(ctx.checkpoint)
+def controls() -> tuple[bool, bool, bool, float]:
+    """(TTA, saliency overlay, webcam picture, the 'uncertain' threshold)."""
+    o1, o2, o3 = st.columns(3)
+    tta = o1.toggle("Test-time augmentation (mirror)", value=False)
+    saliency = o2.toggle("Saliency overlay", value=False, help="Vanilla gradient of the predicted class per face")
+    use_camera = o3.toggle("Take a webcam picture", value=False)
+    threshold = st.slider("Mark 'uncertain' below confidence", 0.0, 1.0, 0.5, 0.05, key="upload_threshold",
+                          help="A face whose top probability is lower is marked 'uncertain' (as in the live webcam).")
+    return tta, saliency, use_camera, threshold
 
-o1, o2, o3 = st.columns(3)
-tta = o1.toggle("Test-time augmentation (mirror)", value=False)
-saliency = o2.toggle("Saliency overlay", value=False, help="Vanilla gradient of the predicted class per face")
-use_camera = o3.toggle("Take a webcam picture", value=False)
-threshold = st.slider("Mark 'uncertain' below confidence", 0.0, 1.0, 0.5, 0.05, key="upload_threshold",
-                      help="A face whose top probability is lower is marked 'uncertain' (as in the live webcam).")
 
-uploads = st.file_uploader("Photos", type=IMAGE_TYPES, accept_multiple_files=True,
-                           help="Any size and format a phone or webcam makes; every face in each photo is classified.")
-inputs = [(f.name, f.getvalue()) for f in uploads or []]
-if use_camera:
-    shot = st.camera_input("Webcam picture")
-    if shot is not None:
-        inputs.append(("webcam picture", shot.getvalue()))
+def photo_inputs(use_camera: bool) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each uploaded photo, then of the webcam picture when one is taken."""
+    uploads = st.file_uploader("Photos", type=IMAGE_TYPES, accept_multiple_files=True,
+                               help="Any size and format a phone or webcam makes; every face in each photo is "
+                                    "classified.")
+    inputs = [(f.name, f.getvalue()) for f in uploads or []]
+    if use_camera:
+        shot = st.camera_input("Webcam picture")
+        if shot is not None:
+            inputs.append(("webcam picture", shot.getvalue()))
+    return inputs
 
-results = []
-if inputs:
-    with st.spinner("Finding and classifying faces..."):
-        for name, data in inputs:
-            results.append(analyze(data, name, ctx.checkpoint, file_version(ctx.checkpoint), tta, saliency))
+
+def results_overview(model, results: list[dict], threshold: float) -> None:
+    """Every face of every photo in one table, and the CSV of the predictions."""
     st.subheader("Results")
     table = results_table(results, threshold)
     st.dataframe(table, hide_index=True, column_config={
@@ -210,6 +216,10 @@ if inputs:
                        mime="text/csv")
     st.caption("Faces are numbered from 1 on the photos and in this table; the CSV has the columns of "
                "`python -m fer_core.predict --format csv`, whose face index starts at 0.")
+
+
+def details(results: list[dict], saliency: bool, threshold: float) -> None:
+    """Each photo in full, or for a long batch a compact grid and then the one photo picked in full."""
     if len(results) >= GRID_FROM:  # a long batch: a compact grid, then one photo in full
         photo_grid(results, threshold)
         names = [f"{i + 1}. {r['name']}" for i, r in enumerate(results)]
@@ -218,9 +228,27 @@ if inputs:
     else:
         for i, res in enumerate(results):
             show_result(res, i, saliency, threshold)
-else:
-    st.info("Upload photos (or take a webcam picture) to classify the faces in them.")
 
-st.divider()
-if st.toggle("Live webcam", value=False, help="Continuous classification, smoothed over frames"):
-    live_section(model, prep, ctx.checkpoint)
+
+def photos(ctx, model, inputs: list[tuple[str, bytes]], tta: bool, saliency: bool, threshold: float) -> None:
+    """Every face of the photos classified (cached per file), the table of all of them, then each photo."""
+    if not inputs:
+        st.info("Upload photos (or take a webcam picture) to classify the faces in them.")
+        return
+    results = []
+    with st.spinner("Finding and classifying faces..."):
+        for name, data in inputs:
+            results.append(analyze(data, name, ctx.checkpoint, file_version(ctx.checkpoint), tta, saliency))
+    results_overview(model, results, threshold)
+    details(results, saliency, threshold)
+
+
+ctx = sidebar()
+st.title("Classify")
+st.caption("Every face in your photos: boxed, numbered and classified. Faces are found with YuNet (OpenCV's "
+           "FaceDetectorYN; the Haar cascade as fallback), levelled on the eyes and given to the model as 48x48 "
+           "grayscale crops framed like the training data.")
+model, prep = model_or_stop(ctx.checkpoint)
+tta, saliency, use_camera, threshold = controls()
+photos(ctx, model, photo_inputs(use_camera), tta, saliency, threshold)
+live_toggle(model, prep, ctx.checkpoint)
