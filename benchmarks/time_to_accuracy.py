@@ -5,7 +5,7 @@ val split after every epoch, and stops at the first epoch at or above the target
 the data is loaded (from the decoded cache; decode it once beforehand) and the model is built.
 
   python benchmarks/time_to_accuracy.py --data ../shared/data/fer2013.zip [--recipe best] [--epochs 30]
-  python benchmarks/time_to_accuracy.py --device cpu --recipe cpu_next --compare cpu --seeds 0 1 2
+  python benchmarks/time_to_accuracy.py --device cpu --compare cpu_v1 --seeds 0 1 2   # the cpu recipe before issue 23 beside it
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def main():
                     help="default: 'cpu' when training on the CPU, else 'best'")
     ap.add_argument("--compare", default=None, choices=sorted(RECIPES),
                     help="also time this recipe, same seeds, same machine, one after the other, and print the two "
-                         "side by side with the speed-up (e.g. --recipe cpu_next --compare cpu)")
+                         "side by side with the speed-up (e.g. --compare cpu_v1: the cpu recipe before issue 23)")
     ap.add_argument("--epochs", type=int, default=None, help="schedule length (default: the recipe's)")
     ap.add_argument("--target", type=float, default=0.65)
     ap.add_argument("--max-seconds", type=float, default=3600, help="give up after this long")

@@ -13,18 +13,23 @@ RECIPES = {
     "best": dict(model="vgg_bn", epochs=87, batch_size=256, lr=0.1, optimizer="sgd", schedule="onecycle",
                  weight_decay=5e-4, augment=True, rotation=15.0, zoom=0.15, shift=0.1, flip=True, erase=0.5,
                  normalize="global", label_smoothing=0.1),
-    # Useful training on a laptop CPU (issue 11): vgg_bn at half width (1.2M parameters, 117M multiply-adds per
-    # face, a quarter of the shipped model's), SGD one-cycle over 14 epochs whose first 7 grow from 32 to 48 pixels
-    # (11.7 epochs' worth of 48-pixel compute), light augmentation, bf16 where the CPU has it. Chosen on measured
-    # accuracy per CPU-second on a held-out slice of Training; see checkpoints/README.md (fer_cpu).
+    # Useful training on a laptop CPU (issues 11 and 23): vgg_bn at half width (1.2M parameters, 117M multiply-adds
+    # per face, a quarter of the shipped model's), SGD one-cycle over 14 epochs whose first 7 grow from 32 to 48
+    # pixels (11.7 epochs' worth of 48-pixel compute), light augmentation, bf16 where the CPU has it; since issue 23
+    # also weight averaging (EMA 0.99), the alternating flip, label smoothing 0.2, batch norm at 4x the learning
+    # rate, a whitened first convolution and flip TTA in validation, each measured on holdout proxies (model card,
+    # "Training levers on a CPU").
     "cpu": dict(model="vgg_bn", model_args={"width": 32}, epochs=14, batch_size=128, lr=0.1, optimizer="sgd",
                 schedule="onecycle", weight_decay=5e-4, augment=True, rotation=10.0, zoom=0.1, shift=0.1, flip=True,
-                erase=0.0, normalize="global", label_smoothing=0.1, eval_batch_size=256, cpu_fast=True,
-                low_res=32, low_res_epochs=7),
-    # The candidate next `cpu` recipe (issue 23), from 5-epoch proxies on holdout (model card, "Training levers on
-    # a CPU"): the `cpu` recipe plus weight averaging (EMA 0.99), the alternating flip, label smoothing 0.2 and flip
-    # TTA in validation. Not yet confirmed by full-length runs over seeds: `cpu` stays the Train page's preset until
-    # `benchmarks/time_to_accuracy.py --recipe cpu_next --compare cpu --seeds 0 1 2` says it is faster.
+                erase=0.0, normalize="global", label_smoothing=0.2, eval_batch_size=256, cpu_fast=True,
+                low_res=32, low_res_epochs=7, ema=0.99, alternate_flip=True, tta=True, bn_lr=4.0, whiten_init=True),
+    # The `cpu` recipe before issue 23 (fer_cpu_v1.pt), kept as the baseline of
+    # `benchmarks/time_to_accuracy.py --compare cpu_v1`.
+    "cpu_v1": dict(model="vgg_bn", model_args={"width": 32}, epochs=14, batch_size=128, lr=0.1, optimizer="sgd",
+                   schedule="onecycle", weight_decay=5e-4, augment=True, rotation=10.0, zoom=0.1, shift=0.1, flip=True,
+                   erase=0.0, normalize="global", label_smoothing=0.1, eval_batch_size=256, cpu_fast=True,
+                   low_res=32, low_res_epochs=7),
+    # The proxies' candidate (issue 23's first measurements): the new `cpu` recipe without bn_lr and whitening.
     "cpu_next": dict(model="vgg_bn", model_args={"width": 32}, epochs=14, batch_size=128, lr=0.1, optimizer="sgd",
                      schedule="onecycle", weight_decay=5e-4, augment=True, rotation=10.0, zoom=0.1, shift=0.1,
                      flip=True, erase=0.0, normalize="global", label_smoothing=0.2, eval_batch_size=256,

@@ -30,7 +30,7 @@ from fer_core.metrics import metrics  # noqa: E402
 from fer_core.interpret import predictions  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
-SHIPPED = ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt"]
+SHIPPED = ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"]
 COPIES_FILE = ROOT / "checkpoints" / "publictest_near_copies.txt"
 
 

@@ -27,7 +27,7 @@ from fer_core.faces import crop_aligned, find_faces  # noqa: E402
 from fer_core.images import open_image, to_gray  # noqa: E402
 from fer_core.inference import predict_logits  # noqa: E402
 
-SHIPPED = ["checkpoints/fer_best.pt", "checkpoints/seed_vgg.pt", "checkpoints/fer_cpu.pt"]
+SHIPPED = ["checkpoints/fer_best.pt", "checkpoints/seed_vgg.pt", "checkpoints/fer_cpu_v1.pt"]  # the card's table
 
 
 def detections(folder):

@@ -44,7 +44,7 @@ PHOTOS = Path(os.environ.get("FER_REAL_PHOTOS", ROOT.parent / "shared" / "data" 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(), reason=f"labelled real photos not at {PHOTOS}")
-@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt"])
+@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"])
 def test_card_real_photo_numbers_reproduce(ckpt):
     """The "Real photos" table's YuNet rows: faces detected, accuracy on them and over all photos, in fp32."""
     from fer_core.evaluate import evaluate_photos
@@ -57,3 +57,22 @@ def test_card_real_photo_numbers_reproduce(ckpt):
     out = evaluate_photos(ROOT / "checkpoints" / ckpt, PHOTOS, precision="fp32")
     assert (out["detected"], out["photos"]) == (found, photos) and n_found == found
     assert round(out["accuracy_found"], 3) == acc_found and round(out["accuracy_all"], 3) == acc_all
+
+
+AGREED = Path(os.environ.get("FER_REAL_PHOTOS_AGREED", ROOT.parent / "shared" / "data" / "real_photos_dev_agreed"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (AGREED / "labels.csv").exists(), reason=f"agreed real photos not at {AGREED}")
+@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"])
+def test_card_agreed_photo_numbers_reproduce(ckpt):
+    """The table of the 108 agreed real photos: accuracy and macro F1, fp32, single pass."""
+    from fer_core.evaluate import evaluate_photos
+
+    card = (ROOT / "checkpoints" / "README.md").read_text()
+    section = card.split("On the 108 photos of `real_photos_dev_agreed`", 1)[1].split("\n\n", 2)[1]
+    m = re.search(re.escape(f"| {ckpt} | ") + r"(?:\*\*)?([0-9.]+)(?:\*\*)? \| ([0-9.]+) \|", section)
+    assert m, f"no row for {ckpt} in the model card's agreed-photos table"
+    out = evaluate_photos(ROOT / "checkpoints" / ckpt, AGREED, precision="fp32")
+    assert out["photos"] == 108 and round(out["accuracy_all"], 3) == float(m[1])
+    assert round(out["macro_f1"], 3) == float(m[2])
