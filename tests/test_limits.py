@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 import fer_core.data as data
 import fer_core.sources as sources
 from fer_core.data import check_data_source, load_split
-from fer_core.images import DataError, open_image, to_gray
+from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image, to_gray
 from fer_core.predict import expand_paths
 from tests.conftest import ROOT
 
@@ -96,7 +96,7 @@ def _png_header_only(w, h, mode_byte=6):
 def test_pixel_count_is_checked_before_decoding():
     big = _png_header_only(8940, 8940)  # the 2 GB case: below the general limit, above the upload limit
     with pytest.raises(DataError, match="8940x8940 pixels, above the 40,000,000 pixel limit"):
-        open_image(big, name="big.png", max_pixels=data.UPLOAD_MAX_PIXELS)
+        open_image(big, name="big.png", max_pixels=UPLOAD_MAX_PIXELS)
     with pytest.raises(DataError, match="pixel limit"):
         open_image(_png_header_only(9000, 9000), name="huge.png")
 
