@@ -39,12 +39,13 @@ def test_card_numbers_reproduce(row, flag, precision):
     assert round(out["accuracy"], 4) == acc and round(out["macro_f1"], 4) == f1
 
 
+SHIPPED = ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"]
 PHOTOS = Path(os.environ.get("FER_REAL_PHOTOS", ROOT.parent / "shared" / "data" / "real_photos_dev"))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(), reason=f"labelled real photos not at {PHOTOS}")
-@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"])
+@pytest.mark.parametrize("ckpt", SHIPPED)
 def test_card_real_photo_numbers_reproduce(ckpt):
     """The "Real photos" table's YuNet rows: faces detected, accuracy on them and over all photos, in fp32."""
     from fer_core.evaluate import evaluate_photos
@@ -64,7 +65,7 @@ AGREED = Path(os.environ.get("FER_REAL_PHOTOS_AGREED", ROOT.parent / "shared" / 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (AGREED / "labels.csv").exists(), reason=f"agreed real photos not at {AGREED}")
-@pytest.mark.parametrize("ckpt", ["fer_best.pt", "seed_vgg.pt", "fer_cpu.pt", "fer_cpu_v1.pt"])
+@pytest.mark.parametrize("ckpt", SHIPPED)
 def test_card_agreed_photo_numbers_reproduce(ckpt):
     """The table of the 108 agreed real photos: accuracy and macro F1, fp32, single pass."""
     from fer_core.evaluate import evaluate_photos
