@@ -47,6 +47,15 @@ VARIANTS = {
     "kd_best": {"teacher": "checkpoints/fer_best.pt"},
     "batch256_bn4": {"batch_size": 256, "lr": 0.2, "bn_lr": 4.0},
     "depth1222": {"model_args": {"width": 32, "depths": [1, 2, 2, 2]}},
+    # issue 22's "why" ablations: what makes a model good on real photos
+    "kd_ens": {"teacher": "checkpoints/fer_best.pt,checkpoints/fer_cpu.pt"},
+    "width48": {"model_args": {"width": 48}},
+    "width64": {"model_args": {"width": 64}},
+    "shipped_aug": {"rotation": 15.0, "zoom": 0.15, "erase": 0.5},  # the `best` recipe's augmentation
+    "photometric": {"photometric": 0.5},
+    "mixup": {"mixup": 0.2},
+    "cutmix": {"cutmix": 1.0},
+    "ls0": {"label_smoothing": 0.0},
 }
 
 

@@ -62,3 +62,18 @@ def test_ablate_scores_each_run_on_photos_and_backfills(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "ablations.jsonl").read_text())["photos"] == row["photos"]
     assert f"{row['photos']['accuracy_all']:.3f}" in r.stdout.splitlines()[-1]
+
+
+def test_every_ablation_variant_is_a_valid_config_of_the_cpu_recipe(tmp_path):
+    # a typo in a variant (a field name, a bad value) must fail here, not an hour into a queue of runs
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ablate
+    from fer_core.recipes import recipe_config
+
+    data = tmp_path / "d.npz"
+    write_npz(data, {"train": synthetic_faces(n=14)})
+    for name, changes in ablate.VARIANTS.items():
+        cfg = recipe_config("cpu", data=str(data), val_split="holdout", device="cpu", **changes)
+        for field, value in changes.items():
+            assert getattr(cfg, field) == value, (name, field)
+        cfg.validate()
