@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.calibrate import cpu_name  # noqa: E402
-from fer_core.recipes import recipe_config  # noqa: E402
+from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
 from fer_core.runfiles import LAST_FILE, read_metrics  # noqa: E402
 from fer_core.train import train  # noqa: E402
 
@@ -51,7 +51,7 @@ VARIANTS = {
     "kd_ens": {"teacher": "checkpoints/fer_best.pt,checkpoints/fer_cpu.pt"},
     "width48": {"model_args": {"width": 48}},
     "width64": {"model_args": {"width": 64}},
-    "shipped_aug": {"rotation": 15.0, "zoom": 0.15, "erase": 0.5},  # the `best` recipe's augmentation
+    "shipped_aug": {k: RECIPES["best"][k] for k in ("rotation", "zoom", "erase")},  # the shipped model's
     "photometric": {"photometric": 0.5},
     "mixup": {"mixup": 0.2},
     "cutmix": {"cutmix": 1.0},
