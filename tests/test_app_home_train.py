@@ -135,6 +135,33 @@ def test_home_headline_numbers_come_from_the_checkpoint(app):
     assert not any(v in (None, "None") for v in at.dataframe[0].value["value"])
 
 
+def test_provenance_says_what_a_checkpoint_was_trained_for_and_on_what():
+    """Home's line under the card, from a hand-made checkpoint's fields (a known answer), and nothing invented
+    for a file that stores none of them."""
+    from app_common import provenance
+
+    meta = {"notes": "the default for real photos.", "epoch": 50, "elapsed": 5400.0, "hardware": "2-core CPU",
+            "train_config": {"epochs": 50, "val_split": "holdout", "teacher": "checkpoints/a.pt, runs/x/best.pt"}}
+    assert provenance(meta) == ("the default for real photos. Trained for 50 epochs on FER2013 Training less a "
+                                "held-out tenth (holdout), validated on that tenth, distilled from a.pt, best.pt. "
+                                "Hardware: 2-core CPU in 90 minutes.")
+    assert provenance({"epoch": 3, "train_config": {"epochs": 3, "val_split": "public_test", "teacher": None}}) == (
+        "Trained for 3 epochs on FER2013 Training, validated on PublicTest.")
+    assert provenance({}) == ""
+
+
+def test_home_says_what_the_default_model_was_trained_for(app):
+    at = app.run()
+    no_exception(at)
+    meta = fer_core.load_model(ROOT / "checkpoints" / "fer_best.pt")[0].checkpoint
+    from app_common import provenance
+
+    want = provenance(meta)
+    assert want and meta["hardware"] in want
+    # shown as escaped text: the caption's value is the Markdown source, so compare with the escapes removed
+    assert any(re.sub(r"\\(.)", r"\1", c.value) == want for c in at.caption)
+
+
 def test_bad_data_source_and_bad_checkpoint_give_messages_not_tracebacks(app, tmp_path):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")

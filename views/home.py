@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_splits, model_or_stop, runs_dir,
-                        sidebar, split_label)
+from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_splits, model_or_stop, provenance,
+                        runs_dir, sidebar, split_label)
 from fer_core import ablation, count_parameters, report, runstate
 from fer_core.config import options
 from fer_core.inference import inference_precision
@@ -168,6 +168,8 @@ with right:  # drawn first: a checkpoint that does not load stops the page below
 with card:
     model, prep = model_or_stop(ctx.checkpoint)
     model_card(model)
+    if about := provenance(model.checkpoint):
+        st.caption(md(about))
 with left:
     training_config(ctx, model.checkpoint)
 report_panel(ctx, model, prep)
