@@ -263,27 +263,6 @@ def checkpoint_label(path: str) -> str:
         return str(p)
 
 
-VAL_NAMES = {"public_test": "PublicTest", "val": "PublicTest", "private_test": "PrivateTest", "test": "its test split"}
-
-
-def provenance(meta: dict) -> str:
-    """What the active model was trained for and on what, from its checkpoint: the file's own note (the shipped
-    models say what they are for), then the recipe's length, its teacher, where it trained and for how long."""
-    tc = meta.get("train_config") or {}
-    parts = [str(meta["notes"]).rstrip(".") + "."] if meta.get("notes") else []
-    if tc:
-        teacher = ", ".join(Path(t.strip()).name for t in str(tc.get("teacher") or "").split(",") if t.strip())
-        split = tc.get("val_split")
-        parts.append(f"Trained for {meta.get('epoch', tc.get('epochs', '?'))} epochs on FER2013 Training"
-                     + (" less a held-out tenth (holdout), validated on that tenth" if split == "holdout"
-                        else f", validated on {VAL_NAMES.get(split, split or '?')}")
-                     + (f", distilled from {teacher}" if teacher else "") + ".")
-    if meta.get("hardware"):
-        took = f" in {meta['elapsed'] / 60:.0f} minutes" if isinstance(meta.get("elapsed"), (int, float)) else ""
-        parts.append(f"Hardware: {meta['hardware']}{took}.")
-    return " ".join(parts)
-
-
 def set_active_checkpoint(path) -> None:
     """Make `path` the active model on every page (from a callback, or followed by st.rerun())."""
     st.session_state["active_checkpoint"] = str(path)

@@ -31,12 +31,38 @@ def augmentation_text(hp: dict) -> str:
     return aug + extras("mixup", "cutmix")  # mixing applies with or without the per-face augmentation
 
 
+def teacher_names(teacher: str) -> str:
+    """'checkpoints/a.pt, runs/x/best.pt' -> 'a.pt, best.pt'."""
+    return ", ".join(Path(p.strip()).name for p in teacher.split(",") if p.strip())
+
+
 def teacher_text(hp: dict) -> str:
     """The teacher column: each teacher checkpoint's file name and the distillation settings, "-" without one."""
     if not hp.get("teacher"):
         return "-"
-    names = ", ".join(Path(p.strip()).name for p in hp["teacher"].split(",") if p.strip())
-    return f"{names} (alpha {hp.get('distill_alpha', 0.5):g}, T {hp.get('distill_temperature', 4.0):g})"
+    settings = f"alpha {hp.get('distill_alpha', 0.5):g}, T {hp.get('distill_temperature', 4.0):g}"
+    return f"{teacher_names(hp['teacher'])} ({settings})"
+
+
+VAL_NAMES = {"public_test": "PublicTest", "val": "PublicTest", "private_test": "PrivateTest", "test": "its test split"}
+
+
+def provenance(meta: dict) -> str:
+    """What the active model was trained for and on what, from its checkpoint: the file's own note (the shipped
+    models say what they are for), then the recipe's length, its teacher, where it trained and for how long."""
+    tc = meta.get("train_config") or {}
+    parts = [str(meta["notes"]).rstrip(".") + "."] if meta.get("notes") else []
+    if tc:
+        teacher = teacher_names(str(tc.get("teacher") or ""))
+        split = tc.get("val_split")
+        parts.append(f"Trained for {meta.get('epoch', tc.get('epochs', '?'))} epochs on FER2013 Training"
+                     + (" less a held-out tenth (holdout), validated on that tenth" if split == "holdout"
+                        else f", validated on {VAL_NAMES.get(split, split or '?')}")
+                     + (f", distilled from {teacher}" if teacher else "") + ".")
+    if meta.get("hardware"):
+        took = f" in {meta['elapsed'] / 60:.0f} minutes" if isinstance(meta.get("elapsed"), (int, float)) else ""
+        parts.append(f"Hardware: {meta['hardware']}{took}.")
+    return " ".join(parts)
 
 
 def run_row(r: Run) -> dict:

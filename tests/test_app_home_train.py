@@ -138,7 +138,7 @@ def test_home_headline_numbers_come_from_the_checkpoint(app):
 def test_provenance_says_what_a_checkpoint_was_trained_for_and_on_what():
     """Home's line under the card, from a hand-made checkpoint's fields (a known answer), and nothing invented
     for a file that stores none of them."""
-    from app_common import provenance
+    from fer_core.runtable import provenance
 
     meta = {"notes": "the default for real photos.", "epoch": 50, "elapsed": 5400.0, "hardware": "2-core CPU",
             "train_config": {"epochs": 50, "val_split": "holdout", "teacher": "checkpoints/a.pt, runs/x/best.pt"}}
@@ -154,7 +154,7 @@ def test_home_says_what_the_default_model_was_trained_for(app):
     at = app.run()
     no_exception(at)
     meta = fer_core.load_model(ROOT / "checkpoints" / "fer_best.pt")[0].checkpoint
-    from app_common import provenance
+    from fer_core.runtable import provenance
 
     want = provenance(meta)
     assert want and meta["hardware"] in want

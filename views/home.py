@@ -7,12 +7,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_splits, model_or_stop, provenance,
-                        runs_dir, sidebar, split_label)
+from app_common import (PAGES, checkpoint_label, get_class_counts, get_faces, get_splits, model_or_stop, runs_dir,
+                        sidebar, split_label)
 from fer_core import ablation, count_parameters, report, runstate
 from fer_core.config import options
-from fer_core.inference import inference_precision
 from fer_core.images import DataError
+from fer_core.inference import inference_precision
+from fer_core.runtable import provenance
 from fer_core.sources import CLASSES
 from fer_core.text import md
 
