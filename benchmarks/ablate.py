@@ -49,6 +49,7 @@ VARIANTS = {
     "depth1222": {"model_args": {"width": 32, "depths": [1, 2, 2, 2]}},
     # issue 22's "why" ablations: what makes a model good on real photos
     "kd_ens": {"teacher": "checkpoints/fer_best.pt,checkpoints/fer_cpu.pt"},
+    "kd_cpu": {"teacher": "checkpoints/fer_cpu.pt"},  # a teacher without fer_best's surprise-as-angry habit on photos
     "width48": {"model_args": {"width": 48}},
     "width64": {"model_args": {"width": 64}},
     "shipped_aug": {k: RECIPES["best"][k] for k in ("rotation", "zoom", "erase")},  # the shipped model's
