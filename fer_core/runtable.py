@@ -1,6 +1,7 @@
 """What the Train page shows of its runs, as plain data (no Streamlit): the runs table's rows, their filter and
 order, its number columns, the live panel's progress line, the curves' smoothing and the parallel-coordinates
-axes. The page (views/train.py) only draws them."""
+axes. The page (views/train.py) only draws them. Also Home's line of what a checkpoint was trained for and on what
+(`provenance`), which reads the same recipe fields."""
 from __future__ import annotations
 
 import math
