@@ -13,6 +13,7 @@ import pandas as pd
 from .durations import format_seconds
 from .runfiles import parse_time
 from .runstate import Run
+from .splits import USAGE
 
 # number columns of the table: (grid format for st.column_config.NumberColumn, text format for a column with gaps)
 NUMBER_FORMATS = {"best val acc": ("percent", "{:.1%}"), "duration (min)": ("%.1f", "{:.1f}"),
@@ -45,7 +46,8 @@ def teacher_text(hp: dict) -> str:
     return f"{teacher_names(hp['teacher'])} ({settings})"
 
 
-VAL_NAMES = {"public_test": "PublicTest", "val": "PublicTest", "private_test": "PrivateTest", "test": "its test split"}
+# what a run's --val-split holds: FER2013's splits by their own names; a source's val is read from PublicTest
+VAL_NAMES = {**USAGE, "val": "PublicTest", "test": "its test split"}
 
 
 def provenance(meta: dict) -> str:
