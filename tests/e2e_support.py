@@ -69,6 +69,42 @@ def dashboard_server(log: Path, **env):
             os.killpg(proc.pid, 9)
 
 
+RUN_STATE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# a MutationObserver on the app's script state, so a wait can tell "the run this click started is over" from "no
+# run has started yet": a page switch on a busy machine (first imports of a page's modules) may take over a second
+# to reach the server, and the state reads notRunning all that time
+WATCH = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  window.__ferRan = false;
+  if (window.__ferWatch) window.__ferWatch.disconnect();
+  window.__ferWatch = new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') !== 'notRunning') window.__ferRan = true;
+  });
+  window.__ferWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def settle(page, timeout=240):
+    """Wait until the script run is over (checked twice: a rerun may follow the first)."""
+    for _ in range(2):
+        page.wait_for_selector(RUN_STATE, timeout=timeout * 1000)
+        page.wait_for_timeout(800)
+
+
+def act(page, action, timeout=240, start_within=20):
+    """Do `action` (a click that reruns the script, such as a page link) and wait until the run it started is
+    over. If no run is seen starting within `start_within` seconds (a click that reruns nothing), settle as is."""
+    from playwright.sync_api import TimeoutError as NoRun  # playwright is imported only where a browser test runs
+
+    page.evaluate(WATCH)
+    action()
+    try:
+        page.wait_for_function("() => window.__ferRan === true", timeout=start_within * 1000)
+    except NoRun:
+        pass
+    settle(page, timeout)
+
+
 def app_tracebacks(log: str) -> list[str]:
     """The tracebacks in a dashboard server's log, less Streamlit's own websocket teardown noise: its starlette
     server logs WebSocketDisconnected ("Need to call accept first", "Cannot call send once a close message has

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # sibling test module with the photo maker
-from e2e_support import ARGS, CHROMIUM, app_tracebacks, dashboard_server, require_browser  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, app_tracebacks, dashboard_server, require_browser, settle  # noqa: E402
 from test_faces import compose_photo  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -23,13 +23,6 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("e2e-classify") / "streamlit.log"
     with dashboard_server(log) as url:
         yield {"url": url, "log": log}
-
-
-def settle(page, timeout=90):
-    """Wait until the script run is over (checked twice: a rerun may follow the first)."""
-    for _ in range(2):
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
-        page.wait_for_timeout(700)
 
 
 def open_classify(page, url):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import ARGS, CHROMIUM, app_tracebacks, ROOT, dashboard_server, require_browser  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, ROOT, act, app_tracebacks, dashboard_server, require_browser, settle  # noqa: E402
 
 # README screenshots are refreshed with FER_SCREENSHOTS=docs/screenshots; by default they go to a temp dir
 # so a test run leaves the tracked tree alone.
@@ -44,13 +44,6 @@ def page(server):
         pg.set_default_timeout(60_000)
         yield pg
         browser.close()
-
-
-def settle(page, timeout=90):
-    """Wait until the script run is over and nothing is marked stale."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
-    page.wait_for_timeout(800)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
 
 
 def assert_no_exception(page, name):
@@ -91,8 +84,7 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
     for title, href in links:
         t0 = time.time()
         name = "home" if title == "Home" else slug(href)
-        nav.and_(page.locator(f'[href="{href}"]')).click()
-        settle(page)
+        act(page, nav.and_(page.locator(f'[href="{href}"]')).click)
         assert_no_exception(page, title)
         if title == "Train":
             run_quick(page)
@@ -115,8 +107,7 @@ def test_every_page_renders_and_a_quick_run_completes(server, page):
 
 def assert_not_cut_off(page):
     """Every metric value is shown whole (no "seed_..." ellipsis): its text fits its box."""
-    values = page.locator('[data-testid="stMetricValue"]')
-    assert values.count() >= 4
+    page.wait_for_function('() => document.querySelectorAll(\'[data-testid="stMetricValue"]\').length >= 4')
     cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"], '
         + '[data-testid="stMetricValue"] *')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
     assert not cut, f"metric values cut off: {cut}"
@@ -129,14 +120,12 @@ def test_a_link_restores_the_view_and_the_cell_survives_a_visit_to_saliency(serv
     assert_no_exception(page, "Confusion Matrix from a link")
     page.get_by_text("True happy, predicted happy").first.wait_for()
     assert "cell=happy-happy" in page.url and "values=recall" in page.url
-    page.get_by_role("button", name="Explain").first.click()
-    settle(page)
+    act(page, page.get_by_role("button", name="Explain").first.click)
     page.wait_for_url("**/saliency?**")
     assert "pick=sent" in page.url and "face=" in page.url
     page.get_by_text("Sent from the confusion cell happy → happy").wait_for()
     assert_no_exception(page, "Saliency")
-    page.locator('[data-testid="stSidebarNav"] a[href$="/confusion_matrix"]').click()
-    settle(page)
+    act(page, page.locator('[data-testid="stSidebarNav"] a[href$="/confusion_matrix"]').click)
     page.get_by_text("True happy, predicted happy").first.wait_for()
     assert "cell=happy-happy" in page.url
     assert_no_exception(page, "Confusion Matrix after Saliency")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import ARGS, CHROMIUM, ROOT, app_tracebacks, dashboard_server, require_browser  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, ROOT, app_tracebacks, dashboard_server, require_browser, settle  # noqa: E402
 
 SHOTS = ROOT / (os.environ.get("FER_SCREENSHOTS") or tempfile.mkdtemp(prefix="fer-shots-"))
 
@@ -48,12 +48,6 @@ def page(server):
         pg.set_default_timeout(180_000)
         yield pg
         browser.close()
-
-
-def settle(page, timeout=240):
-    for _ in range(2):
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
-        page.wait_for_timeout(800)
 
 
 def no_exception(page, where):

@@ -14,19 +14,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e_support import ARGS, CHROMIUM, app_tracebacks, ROOT, dashboard_server, require_browser  # noqa: E402
+from e2e_support import ARGS, CHROMIUM, app_tracebacks, ROOT, dashboard_server, require_browser, settle  # noqa: E402
 from test_video import make_clip  # noqa: E402
 
 SHOTS = ROOT / (os.environ.get("FER_SCREENSHOTS") or tempfile.mkdtemp(prefix="fer-shots-"))
 
 pytestmark = pytest.mark.e2e
 sync_api = require_browser()
-
-
-def settle(page, timeout=120):
-    for _ in range(2):
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout * 1000)
-        page.wait_for_timeout(700)
 
 
 def test_upload_a_clip_and_click_the_timeline(tmp_path):
