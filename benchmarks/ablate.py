@@ -72,6 +72,9 @@ def run_variant(recipe: str, name: str, seed: int, epochs: int | None, data: str
     t0 = time.time()
     run = train(cfg, out_dir=str(out), run_dir=run_name)
     ms = read_metrics(run)
+    if len(ms) < cfg.epochs:  # stopped (Ctrl-C, SIGTERM): a partial run is not a row of the table
+        raise SystemExit(f"ablate: {run} stopped after {len(ms)} of {cfg.epochs} epochs; nothing recorded "
+                         f"(python -m fer_core.train --resume {run} finishes it)")
     hit = next((m for m in ms if m["val_acc"] >= target), None)
     return {"recipe": recipe, "variant": name, "changes": VARIANTS[name], "seed": seed, "epochs": cfg.epochs,
             "final_holdout": ms[-1]["val_acc"], "best_holdout": max(m["val_acc"] for m in ms),

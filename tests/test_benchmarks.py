@@ -78,3 +78,27 @@ def test_every_ablation_variant_is_a_valid_config_of_the_cpu_recipe(tmp_path, mo
         for field, value in changes.items():
             assert getattr(cfg, field) == value, (name, field)
         cfg.validate()
+
+
+def test_ablate_records_no_row_for_a_run_that_stopped_early(tmp_path, monkeypatch):
+    """A run stopped before its last epoch (Ctrl-C, SIGTERM) ends ablate with one line naming the run and how to
+    finish it, and writes no row: a partial run read as a finished one would enter the table."""
+    from dataclasses import replace
+
+    import pytest
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ablate
+    from fer_core.train import train as real_train
+
+    data = write_npz(tmp_path / "s.npz", {"train": synthetic_faces(200, 0)})
+
+    def stopped(cfg, **kw):  # a real run that ends after 1 of its 2 epochs, as a stop leaves one
+        return real_train(replace(cfg, epochs=1, low_res_epochs=0), **kw)
+
+    monkeypatch.setattr(ablate, "train", stopped)
+    with pytest.raises(SystemExit) as e:
+        ablate.run_variant("quick", "base", 0, 2, str(data), tmp_path / "abl", 0.5)
+    msg = str(e.value)
+    assert "stopped after 1 of 2 epochs; nothing recorded" in msg and "fer_core.train --resume" in msg
+    assert "\n" not in msg and not (tmp_path / "abl" / "ablations.jsonl").exists()
