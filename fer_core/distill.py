@@ -22,28 +22,21 @@ import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, load_model
 from .data import atomic_write_bytes, cache_dir, file_key
-from .inference import inference_precision, predict_logits
 from .sources import CLASSES
 
 TEACHER_BATCH = 512
 
 
-def _cache_file(path: str, x_u8: torch.Tensor, precision: str) -> Path:
+def _cache_file(path: str, x_u8: torch.Tensor) -> Path:
     faces = hashlib.sha1(x_u8.cpu().numpy().tobytes()).hexdigest()[:16]
-    suffix = "" if precision == "fp32" else f"-{precision}"  # fp32 keeps the name its cache files always had
-    return cache_dir() / "teacher-logits" / f"{file_key(path)}-{faces}{suffix}.npy"
+    return cache_dir() / "teacher-logits" / f"{file_key(path)}-{faces}.npy"
 
 
 @torch.no_grad()
-def face_and_mirror_logits(path: str, x_u8: torch.Tensor, batch_size: int = TEACHER_BATCH,
-                           precision: str | None = None) -> torch.Tensor:
-    """Teacher `path`'s logits of each face and of its mirror, as fp32: (N, 2, 7), [:, 0] as is, [:, 1] mirrored.
-    x_u8: (N, 1, 48, 48) uint8 on any device. Computed on the teacher's inference twin (fer_core.inference: batch
-    norm folded, bf16 where the CPU computes bf16 natively, as every prediction of the dashboard is; precision
-    'fp32' or $FER_PRECISION=fp32 for fp32). Cached on disk by the teacher file's identity, the faces' bytes and
-    the precision."""
-    prec = inference_precision("cpu", precision)
-    cfile = _cache_file(path, x_u8, prec)
+def face_and_mirror_logits(path: str, x_u8: torch.Tensor, batch_size: int = TEACHER_BATCH) -> torch.Tensor:
+    """Teacher `path`'s fp32 logits of each face and of its mirror: (N, 2, 7), [:, 0] as is, [:, 1] mirrored.
+    x_u8: (N, 1, 48, 48) uint8 on any device. Cached on disk by the teacher file's identity and the faces' bytes."""
+    cfile = _cache_file(path, x_u8)
     if cfile.exists():
         try:
             out = np.load(cfile, allow_pickle=False)
@@ -54,20 +47,22 @@ def face_and_mirror_logits(path: str, x_u8: torch.Tensor, batch_size: int = TEAC
     model, prep = load_model(path)
     if len(model.classes) != len(CLASSES):
         raise CheckpointError(f"--teacher {path}: it predicts {len(model.classes)} classes, not {len(CLASSES)}")
-    faces = x_u8[:, 0].cpu().numpy()  # (N, 48, 48)
-    out = np.stack([predict_logits(model, prep, faces, batch_size=batch_size, precision=prec),
-                    predict_logits(model, prep, faces, batch_size=batch_size, precision=prec, mirror=True)], 1)
+    out = torch.empty(len(x_u8), 2, len(CLASSES))
+    for i in range(0, len(x_u8), batch_size):
+        xb = prep.normalize(x_u8[i : i + batch_size].cpu().float() / 255.0)  # (B, 1, 48, 48)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        out[i : i + batch_size, 0] = model(xb).float()
+        out[i : i + batch_size, 1] = model(xb.flip(-1)).float()
     cfile.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    np.save(buf, out, allow_pickle=False)
+    np.save(buf, out.numpy(), allow_pickle=False)
     atomic_write_bytes(cfile, buf.getvalue(), fsync=False)
-    return torch.from_numpy(out).to(x_u8.device)
+    return out.to(x_u8.device)
 
 
-def teacher_targets(paths: list[str], x_u8: torch.Tensor, temperature: float,
-                    precision: str | None = None) -> torch.Tensor:
+def teacher_targets(paths: list[str], x_u8: torch.Tensor, temperature: float) -> torch.Tensor:
     """(N, 2, 7) probabilities at `temperature` of each face and its mirror, averaged over the teachers."""
-    probs = [F.softmax(face_and_mirror_logits(p, x_u8, precision=precision) / temperature, dim=-1) for p in paths]
+    probs = [F.softmax(face_and_mirror_logits(p, x_u8) / temperature, dim=-1) for p in paths]
     return torch.stack(probs).mean(0)
 
 

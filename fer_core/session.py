@@ -25,7 +25,6 @@ from . import __version__
 from .checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distill import teacher_targets
-from .inference import inference_precision
 from .data import load_split
 from .sources import CLASSES, skipped_note
 from .devices import setup_training_device
@@ -237,8 +236,7 @@ def build_model(s: Session) -> None:
     if cfg.teacher:
         t0 = time.time()
         s.teacher = teacher_targets(cfg.teacher_paths(), s.data["x_tr"], cfg.distill_temperature)
-        s.log(f"teacher targets from {', '.join(cfg.teacher_paths())} ({inference_precision('cpu')} inference twin, "
-              f"{time.time() - t0:.1f}s)")
+        s.log(f"teacher targets from {', '.join(cfg.teacher_paths())} ({time.time() - t0:.1f}s)")
     s.log(f"model {cfg.model} ({count_parameters(s.model):,} params) on {s.device}"
           + (f", {s.world} processes" if s.distributed else ""))
 
