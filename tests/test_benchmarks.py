@@ -3,7 +3,10 @@ real-photo scores."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT, synthetic_faces, write_npz
 
@@ -83,10 +86,6 @@ def test_every_ablation_variant_is_a_valid_config_of_the_cpu_recipe(tmp_path, mo
 def test_ablate_records_no_row_for_a_run_that_stopped_early(tmp_path, monkeypatch):
     """A run stopped before its last epoch (Ctrl-C, SIGTERM) ends ablate with one line naming the run and how to
     finish it, and writes no row: a partial run read as a finished one would enter the table."""
-    from dataclasses import replace
-
-    import pytest
-
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import ablate
     from fer_core.train import train as real_train
