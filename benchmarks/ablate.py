@@ -57,6 +57,12 @@ VARIANTS = {
     "mixup": {"mixup": 0.2},
     "cutmix": {"cutmix": 1.0},
     "ls0": {"label_smoothing": 0.0},
+    # issue 23's batch size and schedule shape (at the recipe's 128 and lr 0.1, 15% warm-up)
+    "batch64": {"batch_size": 64, "lr": 0.05},  # twice the steps, the same lr per face
+    "batch64_lr1": {"batch_size": 64},  # twice the steps at the same peak lr
+    "lr02": {"lr": 0.2},
+    "warm04": {"warmup_epochs": 0.4},  # a short warm-up: 5% of an 8-epoch proxy, 3% of 14 epochs
+    "low24_most": {"low_res": 24, "low_res_epochs": 13},  # all epochs but the last grow from 24 px (13 of 14, scaled)
 }
 
 

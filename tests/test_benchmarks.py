@@ -101,3 +101,36 @@ def test_ablate_records_no_row_for_a_run_that_stopped_early(tmp_path, monkeypatc
     msg = str(e.value)
     assert "stopped after 1 of 2 epochs; nothing recorded" in msg and "fer_core.train --resume" in msg
     assert "\n" not in msg and not (tmp_path / "abl" / "ablations.jsonl").exists()
+
+
+def test_tta_views_shifts_faces_and_scores_each_view_set(tiny_checkpoint, synth_npz, monkeypatch):
+    """tta_views.py: a shift moves the face and repeats its border (known answer on a hand-set array); the
+    single-view row is evaluate()'s accuracy; a view set's accuracy is that of the mean probability."""
+    import numpy as np
+
+    from fer_core.evaluate import evaluate
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import tta_views
+
+    a = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
+    assert tta_views.shifted(a, 1, 0)[0].tolist() == [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert tta_views.shifted(a, 0, -2)[0].tolist() == [[2, 3, 3, 3], [6, 7, 7, 7], [10, 11, 11, 11], [14, 15, 15, 15]]
+    assert tta_views.shifted(a, 0, 0) is a
+    # two views of two faces: the mean probability decides, not either view alone
+    logits = {"a": np.log(np.array([[0.6, 0.4], [0.1, 0.9]], np.float32)),
+              "b": np.log(np.array([[0.1, 0.9], [0.2, 0.8]], np.float32))}
+    assert tta_views.accuracy(logits, ["a"], np.array([0, 1])) == 1.0
+    assert tta_views.accuracy(logits, ["a", "b"], np.array([0, 1])) == 0.5  # face 0: (0.35, 0.65)
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "tta_views.py"), "--checkpoint", str(tiny_checkpoint),
+           "--data", str(synth_npz), "--split", "test", "--precision", "fp32", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = {r["views"]: r for r in res["rows"]}
+    assert list(rows) == list(tta_views.VIEW_SETS)
+    assert rows["single"]["n_views"] == 1 and rows["flip"]["n_views"] == 2 and rows["all 13 shifts"]["n_views"] == 26
+    assert rows["flip"]["vs_flip_points"] == 0.0
+    want = evaluate(tiny_checkpoint, synth_npz, "test", precision="fp32")["accuracy"]
+    assert rows["single"]["accuracy"] == round(want, 4) and res["n"] == 210
