@@ -48,7 +48,9 @@ class Preprocess:
 
     def __call__(self, faces) -> torch.Tensor:
         if isinstance(faces, np.ndarray):
-            faces = torch.from_numpy(np.ascontiguousarray(faces))
+            # a read-only array (a decoded cache, a video frame) is copied: torch would share it with a warning
+            ok = faces.flags.writeable and faces.flags.c_contiguous
+            faces = torch.from_numpy(faces if ok else np.array(faces, order="C"))
         if faces.dim() == 2:
             faces = faces[None]
         if faces.dim() == 3:

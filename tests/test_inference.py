@@ -145,3 +145,26 @@ def test_falls_back_to_the_folded_model_when_fusing_fails(monkeypatch):
     with torch.no_grad():
         want, got = model(x), twin(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_read_only_faces_are_read_without_a_warning(tmp_path):
+    """Faces from a read-only array (np.load of a cache file with mmap, a frame buffer) are copied, not shared with
+    a torch warning that the CLI would print; the values are those of a writable copy. In a fresh process, since
+    torch gives that warning once per process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = """
+import numpy as np, torch
+from fer_core.preprocess import Preprocess, fit_normalization
+x = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+ro = x.copy(); ro.flags.writeable = False
+prep = Preprocess(fit_normalization(x, "global"))
+out = prep(ro[:, ::-1])  # read-only and not contiguous
+assert torch.equal(out, prep(np.ascontiguousarray(x[:, ::-1]))), "values differ"
+assert torch.equal(prep(ro), prep(x.copy()))
+"""
+    r = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
