@@ -148,7 +148,7 @@ def test_falls_back_to_the_folded_model_when_fusing_fails(monkeypatch):
 
 
 def test_read_only_faces_are_read_without_a_warning(tmp_path):
-    """Faces from a read-only array (np.load of a cache file with mmap, a frame buffer) are copied, not shared with
+    """Faces from a read-only array (a decoded cache, a frame buffer) are copied, not shared with
     a torch warning that the CLI would print; the values are those of a writable copy. In a fresh process, since
     torch gives that warning once per process."""
     import subprocess
