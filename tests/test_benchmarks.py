@@ -134,3 +134,43 @@ def test_tta_views_shifts_faces_and_scores_each_view_set(tiny_checkpoint, synth_
     assert rows["flip"]["vs_flip_points"] == 0.0
     want = evaluate(tiny_checkpoint, synth_npz, "test", precision="fp32")["accuracy"]
     assert rows["single"]["accuracy"] == round(want, 4) and res["n"] == 210
+
+
+def test_ensembles_average_probabilities_and_count_a_photo_without_face_wrong(tiny_checkpoint, synth_npz,
+                                                                             tmp_path, monkeypatch):
+    """ensembles.py: a combination's accuracy is that of the mean probability (known answer on hand-set arrays);
+    a row without a face is never right; run end to end, each model alone matches evaluate() and
+    evaluate_photos()'s accuracy over all photos, and a model averaged with itself changes nothing."""
+    import numpy as np
+    from PIL import Image
+
+    from fer_core.evaluate import evaluate, evaluate_photos
+
+    skdata = pytest.importorskip("skimage.data")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ensembles
+
+    a = np.array([[0.6, 0.4], [0.1, 0.9], [np.nan, np.nan]], np.float32)
+    b = np.array([[0.1, 0.9], [0.2, 0.8], [np.nan, np.nan]], np.float32)
+    y = np.array([0, 1, 0])
+    assert ensembles.accuracy([a], y) == pytest.approx(2 / 3)  # the NaN row (no face) is wrong, not class 0
+    assert ensembles.accuracy([a, b], y) == pytest.approx(1 / 3)  # face 0: (0.35, 0.65)
+    assert ensembles.accuracy([a, b], y, np.array([False, True, True])) == 0.5
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(skdata.astronaut()).save(d / "astronaut.jpg")
+    Image.fromarray(skdata.coffee()).save(d / "coffee.jpg")  # no face
+    (d / "labels.csv").write_text("file,label\nastronaut.jpg,happy\ncoffee.jpg,angry\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ensembles.py"), "--checkpoints", f"a={tiny_checkpoint}",
+           f"b={tiny_checkpoint}", "--data", str(synth_npz), "--split", "test", "--no-dedup", "--photos", str(d),
+           "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = {"+".join(r["models"]): r for r in res["rows"]}
+    assert list(rows) == ["a", "b", "a+b"] and res["photos_without_face"] == {"photos": 1}
+    want = evaluate(tiny_checkpoint, synth_npz, "test", precision="fp32")["accuracy"]
+    photos = evaluate_photos(tiny_checkpoint, d, precision="fp32")["accuracy_all"]
+    for r in rows.values():
+        assert r["test"] == round(want, 4) and r["photos"] == round(photos, 4)
