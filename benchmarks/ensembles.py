@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from fer_core.audit import dedup_mask  # noqa: E402
 from fer_core.calibrate import cpu_name  # noqa: E402
-from fer_core.checkpoint import load_model  # noqa: E402
+from fer_core.checkpoint import CheckpointError, load_model  # noqa: E402
 from fer_core.data import load_split  # noqa: E402
 from fer_core.evaluate import photo_labels  # noqa: E402
 from fer_core.faces import find_faces  # noqa: E402
@@ -92,7 +92,11 @@ def main() -> int:
     probs, seconds = {}, {}
     for name, path in named.items():
         t0 = time.perf_counter()
-        model, prep = load_model(path)
+        try:
+            model, prep = load_model(path)
+        except (CheckpointError, OSError) as e:
+            print(f"error: {name}: {e}", file=sys.stderr)
+            return 2
         probs[name] = {a.split: predict_proba(model, prep, faces.x, precision=a.precision)}
         for folder, (_, crops) in photos.items():
             probs[name][folder] = crop_probs(model, prep, crops, a.precision)

@@ -174,3 +174,7 @@ def test_ensembles_average_probabilities_and_count_a_photo_without_face_wrong(ti
     photos = evaluate_photos(tiny_checkpoint, d, precision="fp32")["accuracy_all"]
     for r in rows.values():
         assert r["test"] == round(want, 4) and r["photos"] == round(photos, 4)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = subprocess.run(cmd[:3] + [str(bad)] + cmd[5:], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 2 and out.stderr.strip().startswith("error: bad:") and out.stderr.count("\n") == 1
