@@ -76,12 +76,16 @@ def main() -> int:
     ap.add_argument("--no-dedup", action="store_true", help="skip the without-near-copies column")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.max < 1:
+        ap.error("--max must be at least 1")
     named = {}
     for spec in a.checkpoints:
-        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
         if name in named:
             ap.error(f"two checkpoints named {name!r}")
         named[name] = path
+    if len({Path(f).name for f in a.photos}) < len(a.photos):
+        ap.error("two photo folders with the same name: their columns would share it")
     try:
         faces = load_split(a.data, a.split)
         keep = None if a.no_dedup or a.split in ("train", "holdout") else dedup_mask(a.data, a.split)

@@ -178,3 +178,8 @@ def test_ensembles_average_probabilities_and_count_a_photo_without_face_wrong(ti
     bad.write_bytes(b"not a checkpoint")
     out = subprocess.run(cmd[:3] + [str(bad)] + cmd[5:], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 2 and out.stderr.strip().startswith("error: bad:") and out.stderr.count("\n") == 1
+    for args, says in ((["--checkpoints", "a=x", "a=y"], "two checkpoints named 'a'"),
+                       (["--checkpoints", "x", "--max", "0"], "--max must be at least 1"),
+                       (["--checkpoints", "x", "--photos", "d1/p", "d2/p"], "two photo folders with the same name")):
+        out = subprocess.run(cmd[:2] + args, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert out.returncode == 2 and says in out.stderr
