@@ -4,8 +4,8 @@ and on labelled photo folders, beside each model alone.
 
 Every model sees the same faces: each photo is detected and cropped once (the default YuNet crop, first face, or
 the whole-image fallback of a tight crop), as `evaluate --photos` does for its accuracy over all photos; a photo
-without a face counts wrong for every combination. Each
-model's probabilities are computed once, with its own preprocessing; a combination only averages them.
+without a face counts wrong for every combination. Each model's probabilities are computed once, with its own
+preprocessing; a combination only averages them.
 
   python benchmarks/ensembles.py --checkpoints best=checkpoints/fer_best.pt cpu=checkpoints/fer_cpu.pt \\
       --split test --photos ../shared/data/real_photos_dev_agreed ../shared/data/real_photos_dev

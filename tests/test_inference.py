@@ -166,5 +166,6 @@ out = prep(ro[:, ::-1])  # read-only and not contiguous
 assert torch.equal(out, prep(np.ascontiguousarray(x[:, ::-1]))), "values differ"
 assert torch.equal(prep(ro), prep(x.copy()))
 """
-    r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
