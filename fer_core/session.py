@@ -7,6 +7,7 @@ on resume), the epochs; then finish, fail or close. Every file goes through fer_
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import platform
 import signal
@@ -95,6 +96,7 @@ class Session:
     best_acc: float = -1.0
     elapsed: float = 0.0  # seconds of finished epochs (stored in checkpoints)
     saved_epoch: int = 0  # epoch held by last.pt
+    finished: bool = False  # finish() ran: every rank is past its last collective (close may sync once more)
 
     @property
     def main(self) -> bool:
@@ -297,6 +299,7 @@ def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
     """The end state: "stopped" (asked to, or `partial`: fewer epochs this call) or "completed"."""
     if s.distributed:  # every rank is past its last collective before any leaves the process group (close):
         torch.distributed.barrier()  # a gloo rank that tore down early made the other abort at exit (seen once)
+    s.finished = True
     if not s.main:
         return
     cfg = s.cfg
@@ -330,4 +333,12 @@ def close(s: Session, old_handlers: dict) -> None:
     for sig, h in old_handlers.items():
         signal.signal(sig, h)
     if s.distributed and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+        # gloo aborted a rank at exit about once in 15 runs ("terminate called without an active exception") while
+        # the DDP wrapper, whose reducer holds gloo work, outlived the group: drop it first, then leave together
+        s.net = s.model
+        gc.collect()
+        try:
+            if s.finished:  # after a failure the other rank may be inside a collective: no barrier to mismatch
+                torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
