@@ -52,6 +52,7 @@ VARIANTS = {
     "kd_cpu": {"teacher": "checkpoints/fer_cpu.pt"},  # a teacher without fer_best's surprise-as-angry habit on photos
     "width48": {"model_args": {"width": 48}},
     "width64": {"model_args": {"width": 64}},
+    "batch256_lr1": {"batch_size": 256},  # fer_best's batch at its peak lr 0.1 (half the lr per face)
     "shipped_aug": {k: RECIPES["best"][k] for k in ("rotation", "zoom", "erase")},  # the shipped model's
     "photometric": {"photometric": 0.5},
     "mixup": {"mixup": 0.2},

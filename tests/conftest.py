@@ -17,6 +17,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FER_CACHE_DIR", str(ROOT / ".cache" / "test-data"))
 # no background warm-up of the prediction cache in test processes (tests call interpret.precompute directly)
 os.environ.setdefault("FER_PRECOMPUTE", "0")
+# pytest-xdist runs the suite in one worker per core (pytest.ini): one torch thread each, and in what they launch,
+# so two workers do not fight over two cores with two threads apiece (set before torch is imported)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:  # a plugin imported it first
+        sys.modules["torch"].set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
