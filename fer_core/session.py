@@ -96,7 +96,7 @@ class Session:
     best_acc: float = -1.0
     elapsed: float = 0.0  # seconds of finished epochs (stored in checkpoints)
     saved_epoch: int = 0  # epoch held by last.pt
-    finished: bool = False  # finish() ran: every rank is past its last collective (close may sync once more)
+    finished: bool = False  # finish() ran: this rank is past its last collective, so close() may sync the ranks
 
     @property
     def main(self) -> bool:
@@ -297,9 +297,7 @@ def build(s: Session) -> None:
 
 def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
     """The end state: "stopped" (asked to, or `partial`: fewer epochs this call) or "completed"."""
-    if s.distributed:  # every rank is past its last collective before any leaves the process group (close):
-        torch.distributed.barrier()  # a gloo rank that tore down early made the other abort at exit (seen once)
-    s.finished = True
+    s.finished = True  # this rank is past its last collective: close() syncs the ranks before they leave the group
     if not s.main:
         return
     cfg = s.cfg

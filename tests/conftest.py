@@ -21,8 +21,6 @@ os.environ.setdefault("FER_PRECOMPUTE", "0")
 # so two workers do not fight over two cores with two threads apiece (set before torch is imported)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
-    if "torch" in sys.modules:  # a plugin imported it first
-        sys.modules["torch"].set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -82,8 +82,9 @@ def wrong_labels_npz(tmp_path_factory):
 def test_a_student_learns_its_teachers_answers_for_each_face_and_its_mirror(wrong_labels_npz, tiny_checkpoint,
                                                                             tmp_path, monkeypatch):
     """alpha 1: only the teacher (which solves the task) teaches, so the student gets the test labels right
-    although every training label is wrong; alpha 0 learns the wrong labels (the control, scored both ways). The faces are flipped
-    half the time and a mirrored square is another class, so a target that did not follow the mirror fails."""
+    although every training label is wrong; alpha 0 learns the wrong labels (the control, scored both ways). The
+    faces are flipped half the time and a mirrored square is another class, so a target that did not follow the
+    mirror fails."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     # 10 epochs at lr 0.003: 0.97-1.0 over seeds 0-4 on a Zen 4 CPU, where 6 at 0.01 gave 0.79-1.0
     slow = dict(epochs=10, lr=0.003)
@@ -94,8 +95,8 @@ def test_a_student_learns_its_teachers_answers_for_each_face_and_its_mirror(wron
     assert evaluate(taught / "last.pt", wrong_labels_npz, "test")["accuracy"] >= 0.9
     # the control learns the labels it was given, as well as flips allow (a mirrored face keeps its label): on
     # seeds 0-4 with 1 and 2 torch threads, 0.53-0.86 on the shifted test labels and 0.0-0.29 on the right ones
-    x, y = np.load(wrong_labels_npz)["test_x"], np.load(wrong_labels_npz)["test_y"]
-    shifted = write_npz(tmp_path / "shifted.npz", {"test": (x, (y + 1) % 7)})
+    with np.load(wrong_labels_npz) as d:
+        shifted = write_npz(tmp_path / "shifted.npz", {"test": (d["test_x"], (d["test_y"] + 1) % 7)})
     assert evaluate(labels / "last.pt", shifted, "test")["accuracy"] >= 0.45
     assert evaluate(labels / "last.pt", wrong_labels_npz, "test")["accuracy"] <= 0.4
     hp = json.loads((taught / "config.json").read_text())["hyperparameters"]
