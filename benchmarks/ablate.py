@@ -64,8 +64,6 @@ VARIANTS = {
     "lr02": {"lr": 0.2},
     "warm04": {"warmup_epochs": 0.4},  # a short warm-up: 5% of an 8-epoch proxy, 3% of 14 epochs
     "low24_most": {"low_res": 24, "low_res_epochs": 13},  # all epochs but the last grow from 24 px (13 of 14, scaled)
-    "s2d": {"model": "vgg_s2d", "model_args": {"width": 64}, "whiten_init": False},  # no 48-pixel stage: 1.7x the steps/s
-    "s2d_whiten": {"model": "vgg_s2d", "model_args": {"width": 64}},  # the same, its first conv whitened (36 components)
 }
 
 

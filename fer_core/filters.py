@@ -8,8 +8,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .models import SpaceToDepth
-
 _ACTS = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.PReLU, nn.ReLU6, nn.Tanh)
 
 
@@ -41,8 +39,6 @@ def receptive_field(model, layer: int = 0) -> tuple[int, int, int]:
     _, conv = _conv_block(model, layer, False)
     size, stride, offset = 1, 1, 0
     for m in model.features:
-        if isinstance(m, SpaceToDepth):  # a 2x2 block of pixels per position: kernel 2, stride 2
-            size, stride = size + stride, stride * 2
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             k, s, p = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding))
             d = m.dilation if isinstance(getattr(m, "dilation", 1), int) else m.dilation[0]
@@ -54,16 +50,9 @@ def receptive_field(model, layer: int = 0) -> tuple[int, int, int]:
 
 def filter_weights(model, layer: int = 0) -> np.ndarray:
     """Conv layer `layer`'s kernels -> (F, kh, kw) float32, averaged over input channels (the first layer has
-    one: FER faces are gray). A first convolution behind a space-to-depth stem (vgg_s2d) is shown as what it is
-    on the face's pixels: its (F, 4, 3, 3) kernels over 2x2 pixel blocks are one (F, 6, 6) kernel at stride 2."""
+    one: FER faces are gray)."""
     _, conv = _conv_block(model, layer, False)
-    w = conv.weight.detach().float().cpu()  # (F, C, kh, kw)
-    if layer == 0 and any(isinstance(m, SpaceToDepth) for m in model.features[:conv_layers(model)[0]]) \
-            and w.shape[1] == 4:
-        f, _, kh, kw = w.shape
-        # pixel_unshuffle's channel a * 2 + b holds pixel (2i + a, 2j + b) of block (i, j)
-        return w.reshape(f, 2, 2, kh, kw).permute(0, 3, 1, 4, 2).reshape(f, 2 * kh, 2 * kw).numpy()
-    return w.mean(1).numpy()
+    return conv.weight.detach().float().mean(1).cpu().numpy()
 
 
 @torch.no_grad()

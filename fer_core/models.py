@@ -6,7 +6,6 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 _REGISTRY: dict[str, Callable[..., "FERNet"]] = {}
 
@@ -81,8 +80,8 @@ def seed_vgg(num_classes: int = 7, dropout: float = 0.25, dense_dropout: float =
     return FERNet(features, head, cam_layer)
 
 
-def _vgg_bn(widths, depths, num_classes, dropout, drop2d, cin: int = 1):
-    layers = []
+def _vgg_bn(widths, depths, num_classes, dropout, drop2d):
+    layers, cin = [], 1
     for i, (w, depth) in enumerate(zip(widths, depths)):
         for _ in range(depth):
             # ReLU not inplace: Grad-CAM hooks need the activation intact
@@ -107,31 +106,6 @@ def vgg_bn(num_classes: int = 7, dropout: float = 0.4, drop2d: float = 0.0, widt
     if len(depths) != 4 or min(depths) < 1:
         raise ValueError(f"vgg_bn: depths must be 4 counts of at least 1 (one per stage), got {list(depths)}")
     return _vgg_bn((width, width * 2, width * 4, width * 8), depths, num_classes, dropout, drop2d)
-
-
-class SpaceToDepth(nn.Module):
-    """(B, C, H, W) -> (B, 4C, ceil(H/2), ceil(W/2)): each 2x2 block of pixels becomes 4 channels (lossless, no
-    weights). An odd side (a low-resolution epoch's 37 pixels) first repeats its last row or column."""
-
-    def forward(self, x):
-        if x.shape[-2] % 2 or x.shape[-1] % 2:
-            x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
-        return F.pixel_unshuffle(x, 2)
-
-
-@register
-def vgg_s2d(num_classes: int = 7, dropout: float = 0.4, width: int = 64, depths: tuple = (2, 2, 2)):
-    """vgg_bn without its 48-pixel stage: a space-to-depth stem turns each face into 4 half-resolution channels
-    (48x48x1 -> 24x24x4), then same-padding 3x3 convs with batch norm, `depths` per stage at 24, 12, 6 pixels
-    (widths 64-128-256), global average pooling, dropout, linear. The full-resolution stage is the slowest per
-    multiply-add on a CPU (large, thin activations); this net skips it. 1.15M parameters."""
-    depths = tuple(int(d) for d in depths)
-    if len(depths) != 3 or min(depths) < 1:
-        raise ValueError(f"vgg_s2d: depths must be 3 counts of at least 1 (one per stage), got {list(depths)}")
-    net = _vgg_bn((width, width * 2, width * 4), depths, num_classes, dropout, 0.0, cin=4)
-    net.features.insert(0, SpaceToDepth())
-    net.cam_layer_name = f"features.{len(net.features) - 1}"
-    return net
 
 
 @register

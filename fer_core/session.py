@@ -37,7 +37,7 @@ from .runfiles import (CONFIG_FORMAT, LAST_FILE, LOG_FILE, METRICS_FILE, RUN_CON
 from .precision import trainer_settings
 from .steps import make_optimizer
 from .trainset import check_trainable, training_faces
-from .whiten import first_conv_input, patch_whitening, whiten_first_conv
+from .whiten import patch_whitening, whiten_first_conv
 
 
 class Diverged(RuntimeError):
@@ -232,7 +232,7 @@ def build_model(s: Session) -> None:
     if s.channels_last:
         s.model = s.model.to(memory_format=torch.channels_last)
     if cfg.whiten_init and not s.resume:  # before the EMA copy: the average starts at these weights too
-        whiten_first_conv(s.model, patch_whitening(s.faces["train"].x, s.prep, stem=first_conv_input(s.model)))
+        whiten_first_conv(s.model, patch_whitening(s.faces["train"].x, s.prep))
     if cfg.ema:
         s.ema = copy.deepcopy(s.model).eval().requires_grad_(False)  # starts at the initial weights
     if cfg.teacher:

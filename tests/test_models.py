@@ -14,7 +14,7 @@ def test_every_model_runs_and_exposes_its_parts(name):
     x = torch.randn(3, 1, 48, 48)  # (B, 1, 48, 48)
     assert m(x).shape == (3, 7)
     assert torch.allclose(m.head(m.features(x)), m(x))
-    assert isinstance(m.first_conv, torch.nn.Conv2d) and m.first_conv.in_channels == (4 if name == "vgg_s2d" else 1)
+    assert isinstance(m.first_conv, torch.nn.Conv2d) and m.first_conv.in_channels == 1
     feats = {}
     h = m.cam_layer.register_forward_hook(lambda mod, i, o: feats.setdefault("a", o))
     m(x)
@@ -56,16 +56,3 @@ def test_every_parameter_of_every_model_gets_a_gradient(name):
     missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
                or not p.grad.abs().sum() > 0]
     assert not missing, missing
-
-
-def test_s2d_first_layer_is_a_6x6_stride_2_kernel_on_the_face():
-    """vgg_s2d's first conv over 2x2 pixel blocks equals the (F, 6, 6) kernel the filter views draw, at stride 2."""
-    import torch.nn.functional as F
-
-    from fer_core import filters
-
-    m = create_model("vgg_s2d").eval()
-    w6 = torch.from_numpy(filters.filter_weights(m, 0))  # (64, 6, 6)
-    x = torch.randn(2, 1, 48, 48)
-    assert w6.shape == (64, 6, 6) and filters.receptive_field(m, 0) == (6, 2, 2)
-    assert torch.allclose(m.features[1](m.features[0](x)), F.conv2d(x, w6[:, None], stride=2, padding=2), atol=1e-5)
