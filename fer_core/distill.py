@@ -24,7 +24,9 @@ from .checkpoint import CheckpointError, load_model
 from .data import atomic_write_bytes, cache_dir, file_key
 from .sources import CLASSES
 
-TEACHER_BATCH = 512
+# Small batches run faster on a CPU here (2-core AMD EPYC, Zen 4, fp32, channels_last): fer_best 152-178 faces/s at 32
+# against 126-139 at 512, fer_cpu 725-750 against 364-392.
+TEACHER_BATCH = 32
 
 
 def _cache_file(path: str, x_u8: torch.Tensor) -> Path:

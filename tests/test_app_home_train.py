@@ -325,6 +325,32 @@ def test_a_cpu_machine_starts_from_the_cpu_recipe_with_a_measured_estimate(app, 
     assert len(est2) == 1 and "of mini_cnn" in est2[0]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only default")
+def test_distilled_cpu_preset_names_the_shipped_teachers_and_times_their_logits(app, runs_dir, user_settings):
+    """The distilled CPU recipe's preset: its teachers as absolute paths to the shipped checkpoints (found from any
+    working folder), and the estimate adds their pass over every training face and its mirror."""
+    from fer_core.recipes import RECIPES
+
+    at = app.run()
+    at.switch_page("views/train.py").run()
+    at.button(key="tr_preset_photo").click().run()
+    no_exception(at)
+    teachers = at.text_input(key="tr_teacher").value.split(",")
+    assert teachers == [str(ROOT / p) for p in RECIPES["photo"]["teacher"].split(",")]
+    assert all(Path(t).is_absolute() and Path(t).is_file() for t in teachers)
+    assert json.loads(at.text_input(key="tr_model_args").value) == {"width": 48}
+    est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
+    assert len(est) == 1 and "the 2 teachers compute their logits of every training face and its mirror" in est[0]
+    rates = re.findall(r"(fer_best\.pt|fer_cpu\.pt) ([0-9,]+) faces/s", est[0])
+    assert [r[0] for r in rates] == ["fer_best.pt", "fer_cpu.pt"] and all(float(r[1].replace(",", "")) > 0
+                                                                           for r in rates), est[0]
+    # back to the plain CPU recipe: no teacher, no teachers' pass in the estimate
+    at.button(key="tr_preset_cpu").click().run()
+    assert at.text_input(key="tr_teacher").value == ""
+    est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
+    assert len(est) == 1 and "teacher" not in est[0]
+
+
 def test_quick_check_trains_on_the_bundled_sample_out_of_the_box(app, runs_dir, user_settings):
     # a fresh checkout: no data anywhere but the repository; the quick check needs nothing else
     at = app.run()
