@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,22 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
         sync()
         eval_ips = batch_size / (time.perf_counter() - t0)
     return Calibration(train_ips, eval_ips, time.perf_counter() - t_start)
+
+
+def teacher_pass_rates(paths: list[str], reader=None) -> list[tuple[str, float]]:
+    """(file name, faces/s) of each teacher checkpoint's forward pass as fer_core.distill runs it (on the CPU, fp32,
+    channels_last, TEACHER_BATCH faces a batch), from a calibration of its model: the distilled run's pass over
+    every training face and its mirror takes 2 x faces / rate seconds per teacher. `reader(path)` ->
+    (model name, model_args); default: read from the checkpoint (weights_only)."""
+    from .checkpoint import read_checkpoint
+    from .distill import TEACHER_BATCH
+
+    out = []
+    for path in paths:
+        name, args = reader(path) if reader else (lambda c: (c["model_name"], c["model_args"]))(read_checkpoint(path))
+        cal = calibrate(name, args, batch_size=TEACHER_BATCH, device="cpu", amp=False, channels_last=True)
+        out.append((Path(path).name, cal.eval_images_per_s))
+    return out
 
 
 def cpu_name() -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .config import TrainConfig, config_from_dict
+from .data import PROJECT_ROOT
 
 RECIPES = {
     # The course report: Adam 1e-3, 200 epochs, per-pixel normalization, rotation 30, zoom 0.25, flip.
@@ -52,5 +53,10 @@ RECIPES = {
 
 
 def recipe_config(name: str, **override) -> TrainConfig:
-    """The recipe over TrainConfig's defaults, then `override` (not validated: `data` is still to be set)."""
-    return config_from_dict({**RECIPES[name], **override})
+    """The recipe over TrainConfig's defaults, then `override` (not validated: `data` is still to be set). A
+    recipe's own teachers are the project's checkpoints, named from its root: made absolute, so a run started from
+    any folder finds them."""
+    recipe = dict(RECIPES[name])
+    if recipe.get("teacher"):
+        recipe["teacher"] = ",".join(str(PROJECT_ROOT / p.strip()) for p in recipe["teacher"].split(","))
+    return config_from_dict({**recipe, **override})

@@ -341,7 +341,7 @@ def test_distilled_cpu_preset_names_the_shipped_teachers_and_times_their_logits(
     assert json.loads(at.text_input(key="tr_model_args").value) == {"width": 48}
     est = [c.value for c in at.caption if c.value.startswith("Estimated duration here")]
     assert len(est) == 1 and "the 2 teachers compute their logits of every training face and its mirror" in est[0]
-    rates = re.findall(r"(fer_best\.pt|fer_cpu\.pt) ([0-9,]+) faces/s", est[0])
+    rates = re.findall(r"(fer_best\.pt|fer_cpu\.pt) ([0-9,]+) faces/s", shown(est[0]))
     assert [r[0] for r in rates] == ["fer_best.pt", "fer_cpu.pt"] and all(float(r[1].replace(",", "")) > 0
                                                                            for r in rates), est[0]
     # back to the plain CPU recipe: no teacher, no teachers' pass in the estimate

@@ -120,3 +120,24 @@ def test_a_bad_teacher_is_refused_in_one_line(synth_npz, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         train(_student(synth_npz, teacher=str(bad), epochs=1), out_dir=str(tmp_path), run_dir="bad")
+
+
+def test_the_photo_recipe_names_the_shipped_teachers_from_any_folder(tmp_path, monkeypatch):
+    """The recipe's teachers resolve against the project root, so a run started elsewhere finds them; an
+    override's teacher is taken as given."""
+    from pathlib import Path
+
+    from fer_core.recipes import recipe_config
+
+    monkeypatch.chdir(tmp_path)
+    paths = recipe_config("photo").teacher_paths()
+    assert [Path(p).name for p in paths] == ["fer_best.pt", "fer_cpu.pt"]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+    assert recipe_config("photo", teacher="mine.pt").teacher_paths() == ["mine.pt"]
+
+
+def test_teacher_pass_rates_calibrate_each_teachers_model():
+    from fer_core.calibrate import teacher_pass_rates
+
+    rates = teacher_pass_rates(["a/one.pt", "two.pt"], reader=lambda p: ("mini_cnn", {"width": 4}))
+    assert [n for n, _ in rates] == ["one.pt", "two.pt"] and all(r > 0 for _, r in rates)

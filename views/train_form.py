@@ -9,13 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_common import ROOT, SAMPLE_DATA, data_source, get_class_counts, get_splits
+from app_common import SAMPLE_DATA, data_source, file_version, get_class_counts, get_splits
 from app_state import load_settings, save_setting, settings_file
 from fer_core import ablation, durations, runs
-from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration
-from fer_core.checkpoint import CheckpointError, read_checkpoint
+from fer_core.calibrate import Calibration, calibrate, estimate_from_calibration, teacher_pass_rates
+from fer_core.checkpoint import CheckpointError
 from fer_core.config import Option, TrainConfig, options, parse_json_object
-from fer_core.distill import TEACHER_BATCH
 from fer_core.images import DataError
 from fer_core.precision import trainer_settings
 from fer_core.recipes import RECIPES, recipe_config
@@ -27,13 +26,8 @@ PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "CPU, distilled (long)":
 
 
 def preset_values(recipe: str) -> dict:
-    """The form's values for a recipe: TrainConfig defaults, overridden by the recipe. A recipe's teachers are the
-    project's checkpoints, named from its root: made absolute, so they are found whatever folder the dashboard
-    was started from."""
-    values = asdict(recipe_config(recipe))
-    if values["teacher"]:
-        values["teacher"] = ",".join(str(ROOT / p.strip()) for p in values["teacher"].split(","))
-    return values
+    """The form's values for a recipe: TrainConfig defaults, overridden by the recipe."""
+    return asdict(recipe_config(recipe))
 
 
 def form_store(values: dict) -> dict:
@@ -182,17 +176,14 @@ def the_form(runs_dir: Path, devices: list[str], active, gpu: bool) -> tuple[boo
                                               "augmentation: grouped by the run name, for the report's Table 1")
     if not gpu:
         st.caption("torch finds no GPU here: runs train on the CPU. The CPU recipe is sized for it (about 15 minutes "
-                   "on 2 cores for the full data), and the distilled one for an afternoon (about 1.5 to 2 hours on 2 "
-                   "cores, learning from the shipped models); the report and best recipes are GPU-sized (hours to "
-                   "days on a CPU).")
+                   "on 2 cores for the full data; the distilled one 1.5-2 hours); the report and best recipes are "
+                   "GPU-sized (hours to days on a CPU).")
     return submitted, ablate
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _calibration(model: str, model_args: str, device: str, amp: bool, channels_last: bool,
-                 batch_size: int = 32) -> dict:
-    return asdict(calibrate(model, json.loads(model_args), batch_size=batch_size, device=device, amp=amp,
-                            channels_last=channels_last))
+def _calibration(model: str, model_args: str, device: str, amp: bool, channels_last: bool) -> dict:
+    return asdict(calibrate(model, json.loads(model_args), device=device, amp=amp, channels_last=channels_last))
 
 
 def calibrated_estimate(v: dict, devices: list[str]) -> str | None:
@@ -218,33 +209,31 @@ def calibrated_estimate(v: dict, devices: list[str]) -> str | None:
                            **trainer_settings(cfg, kind))
     secs = estimate_from_calibration(Calibration(**cal), n_train, n_val, cfg.epochs, train_epochs=cfg.epoch_cost())
     low = f" (the first {cfg.low_res_epochs} growing from {cfg.low_res} to 48 pixels)" if cfg.low_res else ""
-    teachers = teacher_estimate(cfg, n_train, device)
+    teachers = teacher_estimate(cfg, n_train)
     return (f"Estimated duration here: **about {durations.format_seconds(secs)}** for {cfg.epochs} epochs{low} of "
             f"{cfg.model} on {n_train:,} training faces (+ {n_val:,} validated each epoch); calibrated on this "
             f"machine's {kind}: {cal['train_images_per_s']:,.0f} training images/s, "
             f"{cal['eval_images_per_s']:,.0f} validation images/s.{teachers}\n\n" + ablation.duration_text(cfg, secs))
 
 
-def teacher_estimate(cfg: TrainConfig, n_train: int, device: str) -> str:
-    """' Before the first epoch, ...': the teachers' one pass over every training face and its mirror (fp32, as
-    fer_core.distill computes it), from a calibration of each teacher's model; '' without teachers, or when a
-    teacher cannot be read (the launch check says why)."""
-    seconds, rates = 0.0, []
-    for path in cfg.teacher_paths():
-        try:
-            ckpt = read_checkpoint(path)
-            cal = _calibration(ckpt["model_name"], json.dumps(ckpt["model_args"], sort_keys=True), device, False, True,
-                               batch_size=TEACHER_BATCH)
-        except (CheckpointError, OSError, KeyError, TypeError, ValueError):
-            return ""
-        seconds += 2 * n_train / cal["eval_images_per_s"]
-        rates.append(f"{Path(path).name} {cal['eval_images_per_s']:,.0f} faces/s")
-    if not rates:
+@st.cache_data(show_spinner="Measuring the teachers' speed on this machine...", max_entries=8)
+def _teacher_rates(paths: tuple[str, ...], versions: tuple[str, ...]) -> list[tuple[str, float]]:
+    try:  # `versions` (app_common.file_version) renew the entry
+        return teacher_pass_rates(list(paths))
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError):
+        return []  # the launch check says why
+
+
+def teacher_estimate(cfg: TrainConfig, n_train: int) -> str:
+    """The teachers' pass over each training face and its mirror; '' without one, or if one is unreadable."""
+    paths = tuple(cfg.teacher_paths())
+    if not (rates := _teacher_rates(paths, tuple(file_version(p) for p in paths))):
         return ""
-    n = len(rates)
-    return (f" Before the first epoch, {'the teacher computes its' if n == 1 else f'the {n} teachers compute their'} "
-            f"logits of every training face and its mirror: about {durations.format_seconds(seconds)} more, once "
-            f"({', '.join(rates)}, fp32; later runs with the same teachers and faces read them from the cache).")
+    who = "the teacher computes its" if len(rates) == 1 else f"the {len(rates)} teachers compute their"
+    return (f" Before the first epoch, {who} logits of every training face and its mirror: about "
+            f"{durations.format_seconds(sum(2 * n_train / r for _, r in rates))} more, once "
+            f"({', '.join(f'{md(n)} {r:,.0f} faces/s' for n, r in rates)}, fp32; later runs with the same teachers "
+            "and faces read them from the cache).")
 
 
 def form_config(v: dict) -> dict:
