@@ -62,7 +62,7 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
         net(x)
         sync()
         t0, done = time.perf_counter(), 0
-        while done < steps or time.perf_counter() - t0 < budget_s / 2:  # one batch alone is a noisy measure
+        while done < steps or time.perf_counter() - t0 < budget_s / 4:  # one batch alone is a noisy measure
             net(x)
             sync()
             done += 1
