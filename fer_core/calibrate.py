@@ -78,9 +78,13 @@ def teacher_pass_rates(paths: list[str], reader=None) -> list[tuple[str, float]]
     from .checkpoint import read_checkpoint
     from .distill import TEACHER_BATCH
 
+    def from_checkpoint(path):
+        ckpt = read_checkpoint(path)
+        return ckpt["model_name"], ckpt["model_args"]
+
     out = []
     for path in paths:
-        name, args = reader(path) if reader else (lambda c: (c["model_name"], c["model_args"]))(read_checkpoint(path))
+        name, args = (reader or from_checkpoint)(path)
         cal = calibrate(name, args, batch_size=TEACHER_BATCH, device="cpu", amp=False, channels_last=True)
         out.append((Path(path).name, cal.eval_images_per_s))
     return out
