@@ -5,6 +5,7 @@ trainer's settings for the device (bf16 autocast and channels_last where the tra
 faces: the augmentation is cheap next to the convolutions (benchmarks/train_throughput.py measures both)."""
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,10 @@ class Calibration:
 def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, device: str = "cpu",
               amp: bool = False, channels_last: bool = True, steps: int = 2, budget_s: float = 1.0,
               seed: int = 0) -> Calibration:
-    """Time training steps after one warm-up step (at least `steps`, more until `budget_s` has passed), and
-    one evaluation batch. On a CPU images/s hardly depend on the batch size (measured: within 7% from 64 to
-    256 faces), so a small batch keeps the calibration short for the big models."""
+    """Time training steps after one warm-up step (at least `steps`, more until `budget_s` has passed), then
+    evaluation batches (a quarter of the budget); each rate from the median call. On a CPU images/s hardly
+    depend on the batch size (measured: within 7% from 64 to 256 faces), so a small batch keeps the calibration
+    short for the big models."""
     t_start = time.perf_counter()
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -49,24 +51,23 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    step()  # warm-up: oneDNN/cuDNN pick their kernels
-    sync()
-    t0, done = time.perf_counter(), 0
-    while done < steps or time.perf_counter() - t0 < budget_s:
-        step()
+    def images_per_s(fn, budget: float) -> float:
+        """batch_size / the median time of `fn` over at least `steps` calls and `budget` seconds: a call slowed by
+        another process (a page rerun's calibration still finishing) does not move it."""
+        fn()  # warm-up: oneDNN/cuDNN pick their kernels
         sync()
-        done += 1
-    train_ips = done * batch_size / (time.perf_counter() - t0)
+        times, t0 = [], time.perf_counter()
+        while len(times) < steps or time.perf_counter() - t0 < budget:
+            t = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t)
+        return batch_size / statistics.median(times)
+
+    train_ips = images_per_s(step, budget_s)
     net.eval()
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-        net(x)
-        sync()
-        t0, done = time.perf_counter(), 0
-        while done < steps or time.perf_counter() - t0 < budget_s / 4:  # one batch alone is a noisy measure
-            net(x)
-            sync()
-            done += 1
-        eval_ips = done * batch_size / (time.perf_counter() - t0)
+        eval_ips = images_per_s(lambda: net(x), budget_s / 4)
     return Calibration(train_ips, eval_ips, time.perf_counter() - t_start)
 
 

@@ -28,3 +28,28 @@ def test_estimate_adds_epochs_of_training_and_validation():
     assert estimate_from_calibration(cal, n_train=1000, n_val=500, epochs=3, startup=5.0) == pytest.approx(5 + 3 * (10 + 0.5))
     # low-resolution epochs (TrainConfig.epoch_cost): 1.5 epochs' worth of training, 3 evaluations
     assert estimate_from_calibration(cal, 1000, 500, 3, startup=5.0, train_epochs=1.5) == pytest.approx(5 + 15 + 1.5)
+
+
+def test_one_slowed_step_does_not_move_the_rate(monkeypatch):
+    """Each rate is the batch over the median call: a net whose every 4th forward pass stalls for 0.4 s (another
+    process taking the cores) still reads at its steady 20 ms a pass, where the mean would read 2-3x slower."""
+    import time
+
+    import torch
+
+    from fer_core import calibrate as cal_mod
+
+    class Stalling(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.calls = torch.nn.Linear(48 * 48, 7), 0
+
+        def forward(self, x):
+            self.calls += 1
+            time.sleep(0.4 if self.calls % 4 == 0 else 0.02)
+            return self.lin(x.flatten(1))
+
+    monkeypatch.setattr(cal_mod, "create_model", lambda name, **kw: Stalling())
+    cal = cal_mod.calibrate("stalling", batch_size=10, steps=7, budget_s=0.1)
+    assert 10 / 0.03 < cal.train_images_per_s < 10 / 0.02  # steady passes of 20 ms + a tiny backward and step
+    assert 10 / 0.03 < cal.eval_images_per_s < 10 / 0.02

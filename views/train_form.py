@@ -21,8 +21,8 @@ from fer_core.recipes import RECIPES, recipe_config
 from fer_core.text import md
 
 ss = st.session_state
-PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "CPU, distilled (long)": "photo",
-           "report recipe (seed_vgg)": "report", "best recipe": "best"}
+PRESETS = {"quick check": "quick", "CPU recipe": "cpu", "CPU distilled": "photo", "report recipe": "report",
+           "best recipe": "best"}
 
 
 def preset_values(recipe: str) -> dict:
@@ -90,7 +90,7 @@ def preset_buttons(sidebar_data: str) -> None:
         col.button(label, key=f"tr_preset_{PRESETS[label]}", on_click=apply_preset, args=(label, sidebar_data),
                    width="stretch", help=", ".join(f"{k}={v}" for k, v in RECIPES[PRESETS[label]].items()))
     pcols[-1].button("report ablations", key="tr_preset_ablations", on_click=apply_preset, width="stretch",
-                     args=("report recipe (seed_vgg)", sidebar_data), help="the report recipe, to launch with "
+                     args=("report recipe", sidebar_data), help="the report recipe, to launch with "
                      "'Launch report ablations': it, without normalization and without augmentation (same seed, "
                      "epochs and data)")
 
