@@ -53,7 +53,7 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
 
     def images_per_s(fn, budget: float) -> float:
         """batch_size / the median time of `fn` over at least `steps` calls and `budget` seconds: a call slowed by
-        another process (a page rerun's calibration still finishing) does not move it."""
+        another process does not move it."""
         fn()  # warm-up: oneDNN/cuDNN pick their kernels
         sync()
         times, t0 = [], time.perf_counter()
