@@ -31,13 +31,14 @@ def test_estimate_adds_epochs_of_training_and_validation():
 
 
 def test_one_slowed_step_does_not_move_the_rate(monkeypatch):
-    """Each rate is the batch over the median call: a net whose every 4th forward pass stalls for 0.4 s (another
-    process taking the cores) still reads at its steady 20 ms a pass, where the mean would read 2-3x slower."""
-    import time
-
+    """Each rate is the batch over the median call. On a clock that only the net's forward pass moves (20 ms a
+    pass; every 4th pass 400 ms, as if another process took the cores), the rates are exactly 10 faces / 20 ms,
+    where the mean would read 2-3x slower."""
     import torch
 
     from fer_core import calibrate as cal_mod
+
+    now = [0.0]
 
     class Stalling(torch.nn.Module):
         def __init__(self):
@@ -46,10 +47,10 @@ def test_one_slowed_step_does_not_move_the_rate(monkeypatch):
 
         def forward(self, x):
             self.calls += 1
-            time.sleep(0.4 if self.calls % 4 == 0 else 0.02)
+            now[0] += 0.4 if self.calls % 4 == 0 else 0.02
             return self.lin(x.flatten(1))
 
     monkeypatch.setattr(cal_mod, "create_model", lambda name, **kw: Stalling())
-    cal = cal_mod.calibrate("stalling", batch_size=10, steps=7, budget_s=0.1)
-    assert 10 / 0.03 < cal.train_images_per_s < 10 / 0.02  # steady passes of 20 ms + a tiny backward and step
-    assert 10 / 0.03 < cal.eval_images_per_s < 10 / 0.02
+    cal = cal_mod.calibrate("stalling", batch_size=10, steps=7, budget_s=0.1, clock=lambda: now[0])
+    assert cal.train_images_per_s == pytest.approx(10 / 0.02) and cal.eval_images_per_s == pytest.approx(10 / 0.02)
+    assert cal.seconds == pytest.approx(now[0])
