@@ -25,11 +25,12 @@ class Calibration:
 
 def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, device: str = "cpu",
               amp: bool = False, channels_last: bool = True, steps: int = 2, budget_s: float = 1.0,
-              seed: int = 0, clock=time.perf_counter) -> Calibration:
+              seed: int = 0, clock=time.perf_counter, train: bool = True) -> Calibration:
     """Time training steps after one warm-up step (at least `steps`, more until `budget_s` has passed), then
     evaluation batches (a quarter of the budget); each rate from the median call. On a CPU images/s hardly
     depend on the batch size (measured: within 7% from 64 to 256 faces), so a small batch keeps the calibration
-    short for the big models. `clock`: seconds as a float (a test's own clock)."""
+    short for the big models. `clock`: seconds as a float (a test's own clock). `train=False` times the
+    evaluation only (train_images_per_s is nan): a teacher's pass, which never trains."""
     t_start = clock()
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -64,7 +65,7 @@ def calibrate(model: str, model_args: dict | None = None, batch_size: int = 32, 
             times.append(clock() - t)
         return batch_size / statistics.median(times)
 
-    train_ips = images_per_s(step, budget_s)
+    train_ips = images_per_s(step, budget_s) if train else float("nan")
     net.eval()
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         eval_ips = images_per_s(lambda: net(x), budget_s / 4)
@@ -86,7 +87,8 @@ def teacher_pass_rates(paths: list[str], reader=None) -> list[tuple[str, float]]
     out = []
     for path in paths:
         name, args = (reader or from_checkpoint)(path)
-        cal = calibrate(name, args, batch_size=TEACHER_BATCH, device="cpu", amp=False, channels_last=True)
+        cal = calibrate(name, args, batch_size=TEACHER_BATCH, device="cpu", amp=False, channels_last=True,
+                        train=False)
         out.append((Path(path).name, cal.eval_images_per_s))
     return out
 
