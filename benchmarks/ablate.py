@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.calibrate import cpu_name  # noqa: E402
-from fer_core.recipes import RECIPES, recipe_config  # noqa: E402
+from fer_core.recipes import RECIPES, recipe_config, with_epochs  # noqa: E402
 from fer_core.runfiles import LAST_FILE, read_metrics  # noqa: E402
 from fer_core.train import train  # noqa: E402
 
@@ -69,10 +69,7 @@ VARIANTS = {
 
 def run_variant(recipe: str, name: str, seed: int, epochs: int | None, data: str, out: Path, target: float) -> dict:
     cfg = recipe_config(recipe, data=data, seed=seed, val_split="holdout", device="cpu", **VARIANTS[name])
-    if epochs:
-        cfg.epochs = epochs
-        if cfg.low_res_epochs:  # the same share of the schedule at low resolution
-            cfg.low_res_epochs = max(1, round(cfg.low_res_epochs * epochs / recipe_config(recipe).epochs))
+    with_epochs(cfg, epochs)  # the same share of the schedule at low resolution
     cfg.checkpoint_every = cfg.epochs
     cfg.validate()
     run_name = f"{recipe}-{name}-e{cfg.epochs}-s{seed}-{time.strftime('%H%M%S')}"

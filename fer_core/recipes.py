@@ -60,3 +60,13 @@ def recipe_config(name: str, **override) -> TrainConfig:
     if recipe.get("teacher"):
         recipe["teacher"] = ",".join(str(PROJECT_ROOT / p.strip()) for p in recipe["teacher"].split(","))
     return config_from_dict({**recipe, **override})
+
+
+def with_epochs(cfg: TrainConfig, epochs: int | None) -> TrainConfig:
+    """`cfg` on a schedule of `epochs` (None: unchanged) with the same share of it at low resolution, so a
+    shortened recipe still ends its growing-resolution phase at the same point of its schedule."""
+    if epochs and epochs != cfg.epochs:
+        if cfg.low_res_epochs:
+            cfg.low_res_epochs = max(1, round(cfg.low_res_epochs * epochs / cfg.epochs))
+        cfg.epochs = epochs
+    return cfg

@@ -1,7 +1,8 @@
 """What the Train page shows of its runs, as plain data (no Streamlit): the runs table's rows, their filter and
 order, its number columns, the live panel's progress line, the curves' smoothing and the parallel-coordinates
 axes. The page (views/train.py) only draws them. Also Home's line of what a checkpoint was trained for and on what
-(`provenance`), which reads the same recipe fields."""
+(`provenance`), which reads the same recipe fields, and the real-photo lines of Home, Classify and Video
+(`photo_line`, `photo_advice`), which read a checkpoint's stamped real-photo evaluation."""
 from __future__ import annotations
 
 import math
@@ -66,6 +67,48 @@ def provenance(meta: dict) -> str:
         took = f" in {meta['elapsed'] / 60:.0f} minutes" if isinstance(meta.get("elapsed"), (int, float)) else ""
         parts.append(f"Hardware: {meta['hardware']}{took}.")
     return " ".join(parts)
+
+
+# A checkpoint is pointed to only when it beats the active one on the same photos by this much: about one standard
+# error of an accuracy near 0.7 on 108 photos (4.4 points), so a difference of a photo or two never moves anybody.
+PHOTO_MARGIN = 0.05
+
+
+def photo_score(meta: dict) -> dict | None:
+    """A checkpoint's stamped real-photo evaluation (scripts/stamp_evaluation.py --photos), or None when it has
+    none or a malformed one (a user's run, an older file)."""
+    pe = meta.get("photo_evaluation")
+    ok = (isinstance(pe, dict) and isinstance(pe.get("accuracy"), (int, float)) and isinstance(pe.get("set"), str)
+          and isinstance(pe.get("photos"), int) and 0 <= pe["accuracy"] <= 1 and pe["photos"] > 0)
+    return pe if ok else None
+
+
+def photo_line(meta: dict) -> str | None:
+    """One sentence: how the checkpoint does on real photos, or None when it was not measured."""
+    pe = photo_score(meta)
+    if pe is None:
+        return None
+    return (f"On real photos: {pe['accuracy']:.1%} of {pe['photos']} {pe['set']} (the default face crop, single pass, "
+            f"{pe.get('precision', 'fp32')}).")
+
+
+def photo_advice(active: str, metas: dict[str, dict], label=str) -> tuple[str, str] | None:
+    """(path, sentence) naming the checkpoint of `metas` (path -> metadata; the shipped ones) that scores highest on
+    the same real photos as the active one, when it beats it by PHOTO_MARGIN or more; else None (the active model
+    is the best measured, or unmeasured: nothing is known to compare)."""
+    mine = photo_score(metas.get(active) or {})
+    if mine is None:
+        return None
+    rivals = [(pe["accuracy"], path) for path, meta in metas.items()
+              if path != active and (pe := photo_score(meta)) and (pe["set"], pe["photos"]) == (mine["set"], mine["photos"])]
+    if not rivals:
+        return None
+    acc, path = max(rivals)
+    if round(acc - mine["accuracy"], 9) < PHOTO_MARGIN:  # rounded: 0.75 - 0.70 is 0.0499... in floats
+        return None
+    return path, (f"On real photos, {label(path)} is more accurate than the active model: {acc:.1%} against "
+                  f"{mine['accuracy']:.1%} on {mine['photos']} {mine['set']}. The active model was chosen for "
+                  "FER2013's own faces (model card, issue 22).")
 
 
 def run_row(r: Run) -> dict:

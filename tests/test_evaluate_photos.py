@@ -146,3 +146,34 @@ def test_evaluate_without_near_copies_leaves_out_the_test_faces_copied_into_trai
     assert "without_near_copies" not in evaluate(tiny_checkpoint, data, "test")
     with pytest.raises(ValueError, match="not Training itself"):
         evaluate(tiny_checkpoint, data, "train", without_near_copies=True)
+
+
+def test_stamp_evaluation_stores_the_photo_score_and_leaves_the_weights(photo_dir, tmp_path):
+    """scripts/stamp_evaluation.py --photos: the checkpoint gains photo_evaluation (what evaluate_photos measures,
+    over all photos, fp32), read back by weights_only loading; the weights and the other fields stay as they were."""
+    import shutil
+    import sys
+
+    import torch
+
+    from fer_core.checkpoint import read_checkpoint
+    from fer_core.runtable import photo_line
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from stamp_evaluation import main as stamp
+
+    d, rows = photo_dir
+    ckpt = tmp_path / "m.pt"
+    shutil.copy(CKPT, ckpt)
+    assert stamp([str(ckpt), "--photos", str(d), "--photos-name", "test photos"]) == 0
+    before, after = read_checkpoint(CKPT), read_checkpoint(ckpt)
+    want = evaluate_photos(CKPT, d, precision="fp32")
+    assert after["photo_evaluation"] == {"set": "test photos", "photos": 8, "detected": 7,
+                                         "accuracy": round(want["accuracy_all"], 4),
+                                         "macro_f1": round(want["macro_f1"], 4), "detector": "yunet",
+                                         "precision": "fp32"}
+    assert all(torch.equal(before["state_dict"][k], after["state_dict"][k]) for k in before["state_dict"])
+    assert after.keys() == before.keys() | {"photo_evaluation"} and after["evaluation"] == before["evaluation"]
+    assert photo_line(after).startswith(f"On real photos: {want['accuracy_all']:.1%} of 8 test photos")
+    with pytest.raises(SystemExit):  # nothing asked for: a usage error, the file untouched
+        stamp([str(ckpt)])

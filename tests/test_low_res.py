@@ -19,6 +19,16 @@ def test_side_grows_linearly_from_low_res_to_48():
     assert c.epoch_cost() == pytest.approx(sum((s / 48) ** 2 for s in [24, 27, 30, 33, 36, 39, 42, 45]) + 7)
 
 
+def test_a_shortened_recipe_keeps_its_share_of_low_res_epochs():
+    from fer_core.recipes import recipe_config, with_epochs
+
+    assert (lambda c: (c.epochs, c.low_res_epochs))(with_epochs(recipe_config("cpu"), 8)) == (8, 4)  # 7 of 14
+    assert (lambda c: (c.epochs, c.low_res_epochs))(with_epochs(recipe_config("photo"), 7)) == (7, 4)  # 25 of 50: 3.5
+    assert (lambda c: (c.epochs, c.low_res_epochs))(with_epochs(recipe_config("cpu"), 1)) == (1, 1)  # at least one
+    assert (lambda c: (c.epochs, c.low_res_epochs))(with_epochs(recipe_config("best"), 30)) == (30, 0)  # none: none
+    assert with_epochs(recipe_config("cpu"), None).low_res_epochs == 7
+
+
 @pytest.mark.parametrize("kw, flag", [(dict(low_res=8, low_res_epochs=2), "--low-res"),
                                       (dict(low_res=24, low_res_epochs=6), "--low-res-epochs"),
                                       (dict(low_res=24), "--low-res-epochs"),

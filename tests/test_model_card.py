@@ -67,7 +67,9 @@ AGREED = Path(os.environ.get("FER_REAL_PHOTOS_AGREED", ROOT.parent / "shared" / 
 @pytest.mark.skipif(not (AGREED / "labels.csv").exists(), reason=f"agreed real photos not at {AGREED}")
 @pytest.mark.parametrize("ckpt", SHIPPED)
 def test_card_agreed_photo_numbers_reproduce(ckpt):
-    """The table of the 108 agreed real photos: accuracy and macro F1, fp32, single pass."""
+    """The table of the 108 agreed real photos: accuracy and macro F1, fp32, single pass; and the same numbers as
+    stamped in the file (scripts/stamp_evaluation.py --photos), which Home, Classify and Video show."""
+    from fer_core.checkpoint import read_checkpoint
     from fer_core.evaluate import evaluate_photos
 
     card = (ROOT / "checkpoints" / "README.md").read_text()
@@ -77,3 +79,6 @@ def test_card_agreed_photo_numbers_reproduce(ckpt):
     out = evaluate_photos(ROOT / "checkpoints" / ckpt, AGREED, precision="fp32")
     assert out["photos"] == 108 and round(out["accuracy_all"], 3) == float(m[1])
     assert round(out["macro_f1"], 3) == float(m[2])
+    stamp = read_checkpoint(ROOT / "checkpoints" / ckpt)["photo_evaluation"]
+    assert (stamp["photos"], stamp["detected"], stamp["precision"]) == (108, out["detected"], "fp32")
+    assert (stamp["accuracy"], stamp["macro_f1"]) == (round(out["accuracy_all"], 4), round(out["macro_f1"], 4))

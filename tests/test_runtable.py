@@ -124,3 +124,42 @@ def test_curves_and_parallel_coordinates(finished, tmp_path):
     assert dims["rotation"]["values"] == [10.0, 0.0]  # augmentation off: no rotation
     assert dims["train faces"]["values"] == [1200.0, 1201.0]  # all faces: the config's train_size
     assert dims["best val acc"]["values"] == [0.625, 0.3] and dims["batch"]["values"] == [64.0, 32.0]
+
+
+AGREED = "real photos where two annotators agree"
+
+
+def photos(acc, set_name=AGREED, n=108):
+    return {"photo_evaluation": {"set": set_name, "photos": n, "accuracy": acc, "macro_f1": 0.5, "precision": "fp32"}}
+
+
+def test_photo_advice_names_the_clearly_better_shipped_model_on_the_same_photos():
+    metas = {"best.pt": photos(0.5833), "cpu.pt": photos(0.713), "seed.pt": photos(0.7037), "other.pt": photos(0.9, "LFW"),
+             "user.pt": {}}
+    path, text = runtable.photo_advice("best.pt", metas, label=lambda p: p.upper())
+    assert path == "cpu.pt"  # the highest on the same 108 photos; other.pt was measured on other photos
+    assert text.startswith("On real photos, CPU.PT is more accurate than the active model: 71.3% against 58.3% on 108 "
+                           + AGREED)
+    # within one standard error of 108 photos (0.9 points here): nobody is pointed anywhere
+    assert runtable.photo_advice("seed.pt", metas) is None
+    assert runtable.photo_advice("cpu.pt", metas) is None  # the best measured
+    assert runtable.photo_advice("user.pt", metas) is None  # never measured: nothing to compare
+    assert runtable.photo_advice("missing.pt", metas) is None
+    # the margin is inclusive, whatever floats make of 0.75 - 0.70
+    assert runtable.photo_advice("a", {"a": photos(0.70), "b": photos(0.75)})[0] == "b"
+    assert runtable.photo_advice("a", {"a": photos(0.70), "b": photos(0.7499)}) is None
+
+
+@pytest.mark.parametrize("bad", [None, "0.7", {"set": AGREED, "photos": 108}, {"set": AGREED, "photos": 108, "accuracy": "x"},
+                                 {"set": AGREED, "photos": 0, "accuracy": 0.9}, {"set": AGREED, "photos": 108, "accuracy": 1.5},
+                                 {"set": 3, "photos": 108, "accuracy": 0.9}])
+def test_a_malformed_photo_evaluation_counts_as_unmeasured(bad):
+    metas = {"a": photos(0.5), "b": {"photo_evaluation": bad}}
+    assert runtable.photo_score(metas["b"]) is None and runtable.photo_line(metas["b"]) is None
+    assert runtable.photo_advice("a", metas) is None and runtable.photo_advice("b", {**metas, "c": photos(0.9)}) is None
+
+
+def test_photo_line_says_what_was_measured():
+    assert runtable.photo_line(photos(0.5833)) == (f"On real photos: 58.3% of 108 {AGREED} (the default face crop, "
+                                                   "single pass, fp32).")
+    assert runtable.photo_line({}) is None

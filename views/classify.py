@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_common import file_version, get_model, model_or_stop, sidebar
+from app_photo import photo_hint
 from fer_core.images import UPLOAD_MAX_PIXELS, DataError, open_image
 from fer_core.sources import CLASSES
 from fer_core.faces import draw_faces, find_faces
@@ -249,6 +250,7 @@ st.caption("Every face in your photos: boxed, numbered and classified. Faces are
            "FaceDetectorYN; the Haar cascade as fallback), levelled on the eyes and given to the model as 48x48 "
            "grayscale crops framed like the training data.")
 model, prep = model_or_stop(ctx.checkpoint)
+photo_hint(ctx.checkpoint)
 tta, saliency, use_camera, threshold = controls()
 photos(ctx, model, photo_inputs(use_camera), tta, saliency, threshold)
 live_toggle(model, prep, ctx.checkpoint)

@@ -13,7 +13,7 @@ from fer_core import ablation, count_parameters, report, runstate
 from fer_core.config import options
 from fer_core.images import DataError
 from fer_core.inference import inference_precision
-from fer_core.runtable import provenance
+from fer_core.runtable import photo_line, provenance
 from fer_core.sources import CLASSES
 from fer_core.text import md
 
@@ -31,11 +31,12 @@ def start_here() -> None:
     st.subheader("Start here")
     views = [p for p in PAGES if p[0] != "views/home.py"]
     views.sort(key=lambda p: list(QUESTIONS).index(p[0]) if p[0] in QUESTIONS else len(QUESTIONS))
-    cols = st.columns(len(views) or 1)
-    for col, (path, title, icon, what) in zip(cols, views):
-        with col:
-            st.page_link(path, label=title, icon=icon)
-            st.caption(QUESTIONS.get(path, what))
+    per_row = 5  # nine links in one row cut their labels ("Confusic", "Data Auc") at 1400 px
+    for start in range(0, len(views), per_row):
+        for col, (path, title, icon, what) in zip(st.columns(per_row), views[start:start + per_row]):
+            with col:
+                st.page_link(path, label=title, icon=icon)
+                st.caption(QUESTIONS.get(path, what))
 
 
 def pct(v) -> str:
@@ -169,7 +170,7 @@ with right:  # drawn first: a checkpoint that does not load stops the page below
 with card:
     model, prep = model_or_stop(ctx.checkpoint)
     model_card(model)
-    if about := provenance(model.checkpoint):
+    if about := " ".join(filter(None, [provenance(model.checkpoint), photo_line(model.checkpoint)])):
         st.caption(md(about))
 with left:
     training_config(ctx, model.checkpoint)

@@ -1,0 +1,38 @@
+"""Classify's and Video's pointer to the shipped model that does best on real photos: the pages people bring their
+own faces to should not quietly use a model that is worse on them (issue 22). The choice itself is plain data in
+fer_core.runtable.photo_advice; this only reads the checkpoints' stamped scores and draws the line and its button."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core.checkpoint import CheckpointError, read_checkpoint
+from fer_core.runtable import photo_advice
+
+from app_common import CHECKPOINTS, checkpoint_label, file_version, set_active_checkpoint
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _photo_meta(path: str, version: str) -> dict:
+    """The part of a checkpoint the pointer reads, cached until the file changes; {} for a file that does not load."""
+    try:
+        return {"photo_evaluation": read_checkpoint(path).get("photo_evaluation")}
+    except (CheckpointError, OSError):
+        return {}
+
+
+def photo_hint(active) -> None:
+    """One line and a button when a shipped checkpoint beats the active one on the same real photos by a clear
+    margin; nothing otherwise (the active model is the best measured, or it was never measured on photos)."""
+    paths = {str(Path(p).resolve()): str(p) for p in sorted(CHECKPOINTS.glob("*.pt"))}
+    here = str(Path(active).resolve())
+    paths.setdefault(here, str(active))
+    metas = {key: _photo_meta(key, file_version(key)) for key in paths}
+    advice = photo_advice(here, metas, label=lambda key: checkpoint_label(paths[key]))
+    if advice is None:
+        return
+    key, text = advice
+    st.info(text, icon=":material/photo_camera:")
+    st.button(f"Use {Path(paths[key]).name}", key="photo_hint_use", on_click=set_active_checkpoint,
+              args=(paths[key],), help="Make it the active model on every page (the sidebar's checkpoint)")
