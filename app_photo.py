@@ -9,6 +9,7 @@ import streamlit as st
 
 from fer_core.checkpoint import CheckpointError, read_checkpoint
 from fer_core.runtable import photo_advice
+from fer_core.text import md
 
 from app_common import CHECKPOINTS, checkpoint_label, file_version, set_active_checkpoint
 
@@ -33,6 +34,6 @@ def photo_hint(active) -> None:
     if advice is None:
         return
     key, text = advice
-    st.info(text, icon=":material/photo_camera:")
-    st.button(f"Use {Path(paths[key]).name}", key="photo_hint_use", on_click=set_active_checkpoint,
+    st.info(md(text), icon=":material/photo_camera:")  # names from files: text, never Markdown
+    st.button(md(f"Use {Path(paths[key]).name}"), key="photo_hint_use", on_click=set_active_checkpoint,
               args=(paths[key],), help="Make it the active model on every page (the sidebar's checkpoint)")

@@ -78,8 +78,11 @@ def photo_score(meta: dict) -> dict | None:
     """A checkpoint's stamped real-photo evaluation (scripts/stamp_evaluation.py --photos), or None when it has
     none or a malformed one (a user's run, an older file)."""
     pe = meta.get("photo_evaluation")
-    ok = (isinstance(pe, dict) and isinstance(pe.get("accuracy"), (int, float)) and isinstance(pe.get("set"), str)
-          and isinstance(pe.get("photos"), int) and 0 <= pe["accuracy"] <= 1 and pe["photos"] > 0)
+    if not isinstance(pe, dict):
+        return None
+    acc, n = pe.get("accuracy"), pe.get("photos")
+    ok = (isinstance(acc, (int, float)) and isinstance(n, int) and not isinstance(acc, bool)
+          and not isinstance(n, bool) and isinstance(pe.get("set"), str) and 0 <= acc <= 1 and n > 0)
     return pe if ok else None
 
 
@@ -99,8 +102,9 @@ def photo_advice(active: str, metas: dict[str, dict], label=str) -> tuple[str, s
     mine = photo_score(metas.get(active) or {})
     if mine is None:
         return None
+    same_photos = (mine["set"], mine["photos"])
     rivals = [(pe["accuracy"], path) for path, meta in metas.items()
-              if path != active and (pe := photo_score(meta)) and (pe["set"], pe["photos"]) == (mine["set"], mine["photos"])]
+              if path != active and (pe := photo_score(meta)) and (pe["set"], pe["photos"]) == same_photos]
     if not rivals:
         return None
     acc, path = max(rivals)
@@ -108,7 +112,7 @@ def photo_advice(active: str, metas: dict[str, dict], label=str) -> tuple[str, s
         return None
     return path, (f"On real photos, {label(path)} is more accurate than the active model: {acc:.1%} against "
                   f"{mine['accuracy']:.1%} on {mine['photos']} {mine['set']}. The active model was chosen for "
-                  "FER2013's own faces (model card, issue 22).")
+                  "FER2013's own faces (model card: checkpoints/README.md, Real photos).")
 
 
 def run_row(r: Run) -> dict:

@@ -134,8 +134,8 @@ def photos(acc, set_name=AGREED, n=108):
 
 
 def test_photo_advice_names_the_clearly_better_shipped_model_on_the_same_photos():
-    metas = {"best.pt": photos(0.5833), "cpu.pt": photos(0.713), "seed.pt": photos(0.7037), "other.pt": photos(0.9, "LFW"),
-             "user.pt": {}}
+    metas = {"best.pt": photos(0.5833), "cpu.pt": photos(0.713), "seed.pt": photos(0.7037),
+             "other.pt": photos(0.9, "LFW"), "user.pt": {}}
     path, text = runtable.photo_advice("best.pt", metas, label=lambda p: p.upper())
     assert path == "cpu.pt"  # the highest on the same 108 photos; other.pt was measured on other photos
     assert text.startswith("On real photos, CPU.PT is more accurate than the active model: 71.3% against 58.3% on 108 "
@@ -150,9 +150,13 @@ def test_photo_advice_names_the_clearly_better_shipped_model_on_the_same_photos(
     assert runtable.photo_advice("a", {"a": photos(0.70), "b": photos(0.7499)}) is None
 
 
-@pytest.mark.parametrize("bad", [None, "0.7", {"set": AGREED, "photos": 108}, {"set": AGREED, "photos": 108, "accuracy": "x"},
-                                 {"set": AGREED, "photos": 0, "accuracy": 0.9}, {"set": AGREED, "photos": 108, "accuracy": 1.5},
-                                 {"set": 3, "photos": 108, "accuracy": 0.9}])
+@pytest.mark.parametrize("bad", [None, "0.7", {"set": AGREED, "photos": 108},
+                                 {"set": AGREED, "photos": 108, "accuracy": "x"},
+                                 {"set": AGREED, "photos": 0, "accuracy": 0.9},
+                                 {"set": AGREED, "photos": 108, "accuracy": 1.5},
+                                 {"set": 3, "photos": 108, "accuracy": 0.9},
+                                 {"set": AGREED, "photos": True, "accuracy": 0.9},
+                                 {"set": AGREED, "photos": 108, "accuracy": True}])
 def test_a_malformed_photo_evaluation_counts_as_unmeasured(bad):
     metas = {"a": photos(0.5), "b": {"photo_evaluation": bad}}
     assert runtable.photo_score(metas["b"]) is None and runtable.photo_line(metas["b"]) is None
