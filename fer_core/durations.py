@@ -89,6 +89,8 @@ def estimate_from_past_runs(runs_list, model: str, model_args: dict, n_train: in
 def format_seconds(s: float | None) -> str:
     if s is None or not math.isfinite(s):
         return "-"
+    if s < 0.95:  # tenths below a second: a 0.5 s epoch is not "0s" (and an estimate of 6 s not "6.0s")
+        return f"{max(s, 0.0):.1f}s"
     s = int(round(s))
     if s < 60:
         return f"{s}s"

@@ -294,6 +294,8 @@ def test_eta_and_durations():
     assert durations.eta_seconds(ms[:1], 10) == pytest.approx(9 * 30.0)
     assert durations.eta_seconds([], 10) is None and durations.eta_seconds(ms, 3) == 0
     assert durations.format_seconds(None) == "-" and durations.format_seconds(75) == "1m 15s"
+    assert [durations.format_seconds(s) for s in (0.04, 0.5, 0.94, 0.95, 6.2, 59.4)] == ["0.0s", "0.5s", "0.9s", "1s",
+                                                                                       "6s", "59s"]
     assert durations.format_seconds(2 * 3600 + 5 * 60) == "2h 05m" and durations.format_seconds(3 * 86400) == "3d 00h"
 
 
