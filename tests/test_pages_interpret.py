@@ -345,3 +345,14 @@ def test_the_cell_is_kept_when_coming_back_from_saliency(tiny_checkpoint, synth_
     ok(at.switch_page("views/confusion_matrix.py").run())
     assert box(at, "Cell").value == (4, 4)
     assert "True sad, predicted sad" in at.subheader[0].value
+
+
+def test_most_confused_pairs_give_each_share_in_percent_of_its_true_class(page, other_checkpoint, synth_npz):
+    """The weaker tiny model confuses classes (the well-trained one does not): its pairs' shares are percentages of
+    the true class's faces, shown with one decimal in every row."""
+    at = ok(page("confusion_matrix", active_checkpoint=str(other_checkpoint)))
+    pairs = next(d.value for d in at.dataframe if "share" in d.value.columns)
+    true = load_split(synth_npz, "test").y
+    totals = {c: int((np.asarray(true) == i).sum()) for i, c in enumerate(sources.CLASSES)}
+    assert len(pairs) and all(abs(r.share - 100 * r.faces / totals[r.true]) < 1e-9 for r in pairs.itertuples())
+    assert pairs["share"].max() > 1  # percent, not a fraction
