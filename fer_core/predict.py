@@ -109,7 +109,9 @@ def check_args(args, clips: list[bool]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fer_core.predict", description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders, or video clips")
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (default: %(default)s)")
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
+                    help="model checkpoint (default: %(default)s, chosen for FER2013's own faces; the model "
+                         "card's Real photos section compares the shipped models on real photos)")
     ap.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     ap.add_argument("--format", choices=("csv", "json"), default="json")
     ap.add_argument("--fps", type=positive_float(limit=120.0), default=5.0, help="video clips: frames analysed per second of video")
