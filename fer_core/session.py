@@ -302,14 +302,16 @@ def finish(s: Session, last_epoch: int, end_epoch: int, partial: bool) -> None:
         return
     cfg = s.cfg
     s.status.pop("progress", None)  # no epoch is in progress any more
+    # the log's last line first, then the state: whoever reads "completed" or "stopped" in status.json reads a
+    # log that already says so (CI once saw the state before the line)
     if s.stop or (last_epoch + 1 < cfg.epochs and not partial):
-        s.touch(state="stopped", epoch=s.saved_epoch)
         s.log(f"stopped; last.pt holds epoch {s.saved_epoch}. Resume with --resume {s.run}")
+        s.touch(state="stopped", epoch=s.saved_epoch)
     elif end_epoch < cfg.epochs:
         s.touch(state="stopped")
     else:
-        s.touch(state="completed", finished=now_iso())
         s.log(f"completed {cfg.epochs} epochs; best val acc {s.best_acc:.4f}; {s.elapsed:.1f}s training")
+        s.touch(state="completed", finished=now_iso())
 
 
 def fail(s: Session, e: BaseException) -> None:
