@@ -26,14 +26,12 @@ def _photo_meta(path: str, version: str) -> dict:
 def photo_hint(active) -> None:
     """One line and a button when a shipped checkpoint beats the active one on the same real photos by a clear
     margin; nothing otherwise (the active model is the best measured, or it was never measured on photos)."""
-    paths = {str(Path(p).resolve()): str(p) for p in sorted(CHECKPOINTS.glob("*.pt"))}
-    here = str(Path(active).resolve())
-    paths.setdefault(here, str(active))
-    metas = {key: _photo_meta(key, file_version(key)) for key in paths}
-    advice = photo_advice(here, metas, label=lambda key: checkpoint_label(paths[key]))
+    # the active file under another name than its shipped one is its own rival, at the same score: never advised
+    paths = [str(p) for p in sorted(CHECKPOINTS.glob("*.pt"))] + [str(active)]
+    advice = photo_advice(str(active), {p: _photo_meta(p, file_version(p)) for p in paths}, label=checkpoint_label)
     if advice is None:
         return
-    key, text = advice
+    path, text = advice
     st.info(md(text), icon=":material/photo_camera:")  # names from files: text, never Markdown
-    st.button(md(f"Use {Path(paths[key]).name}"), key="photo_hint_use", on_click=set_active_checkpoint,
-              args=(paths[key],), help="Make it the active model on every page (the sidebar's checkpoint)")
+    st.button(md(f"Use {Path(path).name}"), key="photo_hint_use", on_click=set_active_checkpoint, args=(path,),
+              help="Make it the active model on every page (the sidebar's checkpoint)")

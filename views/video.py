@@ -87,12 +87,8 @@ def frame_at(clip: str, t: float) -> np.ndarray:
     return video.read_frame(clip, t)
 
 
-def clip_input(checkpoint) -> tuple[float, object]:
+def clip_input() -> tuple[float, object]:
     """(frames per second, the uploaded clip); without a clip the page says what to do and stops."""
-    st.caption(f"Every face in a clip, frame by frame: faces are found and classified like in photos and linked "
-               f"into tracks. Limits: {video.MAX_DURATION_S / 60:.0f} min; frames larger than "
-               f"{video.ANALYSIS_SIDE} px are downscaled for detection.")
-    photo_hint(checkpoint)
     fps = st.select_slider("Frames analysed per second of video", options=[1.0, 2.0, 5.0, 10.0], value=5.0)
     upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="mp4, webm, mov, avi, mkv")
     if upload is None:
@@ -173,7 +169,11 @@ def annotated_clip(out: dict, fps: float) -> None:
 
 ctx = sidebar()
 st.title("Video")
-fps, upload = clip_input(ctx.checkpoint)
+st.caption(f"Every face in a clip, frame by frame: faces are found and classified like in photos and linked into "
+           f"tracks. Limits: {video.MAX_DURATION_S / 60:.0f} min; frames larger than {video.ANALYSIS_SIDE} px are "
+           "downscaled for detection.")
+photo_hint(ctx.checkpoint)
+fps, upload = clip_input()
 out = analysis(upload, ctx.checkpoint, fps)
 track, row = pick_frame(out["result"])
 frame_view(out, track, row)
